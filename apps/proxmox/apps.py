@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ProxmoxConfig(AppConfig):
+    name = "apps.proxmox"
+    label = "proxmox"
+    verbose_name = "Proxmox client"
