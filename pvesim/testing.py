@@ -83,13 +83,13 @@ class PvesimProcess:
     cert = property(lambda self: self.info["cert"])
 
     # ---- admin API ---------------------------------------------------------------------
-    def admin(self, method: str, path: str, **params) -> Any:
+    def admin(self, method: str, endpoint: str, /, **params) -> Any:
         """Call the /pvesim admin API; returns its `data`."""
         with _quiet():
-            r = self._session.request(method, f"{self.url}/pvesim/{path.lstrip('/')}", json=params or None,
+            r = self._session.request(method, f"{self.url}/pvesim/{endpoint.lstrip('/')}", json=params or None,
                                       verify=self.cert, headers={"X-PVESim-Admin": self.admin_secret}, timeout=30)
         if r.status_code != 200:
-            raise RuntimeError(f"pvesim admin {method} {path}: {r.status_code} {r.reason} {r.text}")
+            raise RuntimeError(f"pvesim admin {method} {endpoint}: {r.status_code} {r.reason} {r.text}")
         return r.json()["data"]
 
     def reset(self) -> None:
