@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class OperationsConfig(AppConfig):
+    name = "apps.operations"
+    label = "operations"
+    verbose_name = "Operations"
+
+    def ready(self):
+        from apps.core import live
+
+        from .selectors import operation_get
+
+        # /ws/live/?groups=operation-<uuid> uses the same visibility rule as the pages and API.
+        live.register_group("operation", lambda user, key: operation_get(user=user, pk=key) is not None)

@@ -1,0 +1,71 @@
+"""Serialize and push operation events to the Channels group `operation-<uuid>`.
+
+One message carries both forms: `data` (JSON for API clients, with `seq`) and `html` (the htmx
+oob fragment), so a subscriber picks its format without a second render.
+"""
+
+from __future__ import annotations
+
+
+from django.template.loader import render_to_string
+
+from apps.core import live as core_live
+
+
+
+def group_name(operation_id) -> str:
+    return f"operation-{operation_id}"
+
+
+def operation_state(operation) -> dict:
+    return {
+        "id": str(operation.pk),
+        "status": operation.status,
+        "progress": operation.progress,
+        "eta": operation.eta,
+        "error": operation.error,
+        "finished": operation.finished.isoformat() if operation.finished else None,
+    }
+
+
+def event_data(operation, event) -> dict:
+    return {
+        "type": "event",
+        "seq": event.seq,
+        "level": event.level,
+        "message": event.message,
+        "progress": event.progress,
+        "created": event.created.isoformat(),
+        "operation": operation_state(operation),
+    }
+
+
+def progress_context(operation) -> dict:
+    """Context of the progress partial: the operation and all its events so far."""
+    return {"operation": operation, "events": list(operation.events.order_by("seq"))}
+
+
+def render_event_html(operation, event) -> str:
+    """htmx oob fragment for one event: the status line + the event appended to the step list;
+    once the operation is final, the whole panel (without ws-connect, so htmx closes the socket)."""
+    if operation.is_active:
+        return render_to_string("operations/partials/operation_live.html", {"operation": operation, "event": event})
+    return render_panel_html(operation, oob=True)
+
+
+def render_panel_html(operation, *, oob: bool = False) -> str:
+    return render_to_string("operations/partials/operation_progress.html",
+                            {**progress_context(operation), "panel_oob": oob})
+
+
+def render_body_html(operation) -> str:
+    """The panel's inner body, oob: what a (re)connecting htmx socket gets instead of a replay."""
+    return render_to_string("operations/partials/operation_body.html",
+                            {**progress_context(operation), "body_oob": True})
+
+
+def push_event(operation, event) -> bool:
+    """Send to `operation-<id>` through apps.core.live (message `live.message`, so the generic
+    /ws/live/ consumer can carry it too). Best effort: the event is already saved."""
+    return core_live.push(group_name(operation.pk), html=render_event_html(operation, event),
+                          data=event_data(operation, event))
