@@ -1,0 +1,1 @@
+"""Django apps of the control plane; imports point one way (see docs/architecture.md)."""

@@ -1,0 +1,86 @@
+"""Live updates: push rendered fragments (or JSON data) to Channels groups over Redis.
+
+Group names are `<prefix>-<key>` (`cluster-3`, `operation-<uuid>`, `tenant-2`). Each app
+registers, in its AppConfig.ready, who may subscribe to its prefix:
+
+    live.register_group("cluster", lambda user, key: cluster_visible(user=user, pk=key))
+
+The browser subscribes with `/ws/live/?groups=cluster-3,operation-...` (base.html does it for
+pages that set `live_groups`); the consumer joins only the groups whose check passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Callable
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+GroupCheck = Callable[[Any, str], bool]
+_checks: dict[str, GroupCheck] = {}
+# Channels allows ASCII alphanumerics, hyphen, underscore, period, under 100 characters.
+GROUP_RE = re.compile(r"^([a-z][a-z0-9_]*)-([A-Za-z0-9_.-]{1,80})$")
+MESSAGE_TYPE = "live.message"
+
+
+def register_group(prefix: str, check: GroupCheck) -> None:
+    """Let users subscribe to `<prefix>-<key>` when `check(user, key)` is true."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", prefix):
+        raise ValueError(f"prefix: lowercase letters, digits and _ only, got {prefix!r}")
+    _checks[prefix] = check
+
+
+def registered_prefixes() -> list[str]:
+    return sorted(_checks)
+
+
+def can_subscribe(user, group: str) -> bool:
+    """True when `group` is well formed, its prefix is registered and its check allows `user`.
+
+    Runs database queries (call it from sync code, or via database_sync_to_async)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    match = GROUP_RE.match(group)
+    if not match or match.group(1) not in _checks:
+        return False
+    try:
+        return bool(_checks[match.group(1)](user, match.group(2)))
+    except Exception:  # a failing check denies; it must never open a group
+        logger.exception("live group check failed for %s", group)
+        return False
+
+
+def own_user_group(user, key: str) -> bool:
+    """`user-<id>`: a user's own notifications."""
+    return str(user.pk) == key
+
+
+def _message(html: str | None, data: Any) -> dict:
+    return {"type": MESSAGE_TYPE, "html": html, "data": data}
+
+
+def push(group: str, html: str | None = None, data: Any = None) -> bool:
+    """Send an HTML fragment (hx-swap-oob) and/or JSON-able data to every subscriber of `group`.
+
+    Best effort: returns False and logs when Redis is unreachable. Callers save their state first
+    (the database is the source of truth; a reconnecting page re-renders from it)."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, _message(html, data))
+    except Exception:
+        logger.exception("live push to %s failed", group)
+        return False
+    return True
+
+
+async def apush(group: str, html: str | None = None, data: Any = None) -> bool:
+    """`push` for async code (consumers, async views)."""
+    try:
+        await get_channel_layer().group_send(group, _message(html, data))
+    except Exception:
+        logger.exception("live push to %s failed", group)
+        return False
+    return True
