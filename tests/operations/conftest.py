@@ -1,0 +1,95 @@
+"""Fixtures for operations tests: a pinned client on pvesim, the client factory, users, helpers."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from rest_framework.authtoken.models import Token
+
+from apps.operations.clients import set_client_factory
+from apps.proxmox import connect
+
+
+def pve_client(pvesim):
+    return connect(url=pvesim.url, token_id=pvesim.token_id, token_secret=pvesim.token_secret,
+                   fingerprint=pvesim.fingerprint)
+
+
+@pytest.fixture
+def pve(pvesim):
+    """The cluster as the scenario loaded it, and a client pinned to its certificate."""
+    pvesim.reset()
+    client = pve_client(pvesim)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def cluster_clients(pvesim, settings):
+    """Operations reach pvesim for any cluster id (apps.nodes registers the real factory)."""
+    settings.OPERATIONS_POLL_INTERVAL = 0.1
+    previous = set_client_factory(lambda cluster_id: pve_client(pvesim))
+    yield
+    set_client_factory(previous)
+
+
+@pytest.fixture
+def operator(django_user_model):
+    return django_user_model.objects.create_user("operator", password="pw-operator-1", is_staff=True)
+
+
+@pytest.fixture
+def member(django_user_model):
+    return django_user_model.objects.create_user("member", password="pw-member-1")
+
+
+def token_for(user) -> str:
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):
+    """Poll until predicate() is truthy; returns its value (no timing assertion, just a bound)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def wait_task_stopped(pve, upid: str) -> dict:
+    node = upid.split(":")[1]
+    return wait_for(lambda: (s := pve.task_status(node, upid))["status"] == "stopped" and s)
+
+
+def ws_session(path: str, *, user=None, max_messages: int = 10_000, timeout: float = 60.0):
+    """Connect to the real ASGI app (real Redis channel layer), collect text frames until the
+    server closes. Returns (accepted, close_code_or_None, [frames])."""
+    from datacenter.asgi import application
+
+    headers = [(b"authorization", f"Token {token_for(user)}".encode())] if user else []
+
+    async def run():
+        communicator = WebsocketCommunicator(application, path, headers=headers)
+        connected, code = await communicator.connect(timeout=timeout)
+        if not connected:
+            return False, code, []
+        frames = []
+        while len(frames) < max_messages:
+            output = await communicator.receive_output(timeout=timeout)
+            if output["type"] == "websocket.close":
+                return True, output.get("code"), frames
+            frames.append(output.get("text"))
+        await communicator.disconnect()
+        return True, None, frames
+
+    return async_to_sync(run)()
+
+
+def json_frames(frames):
+    return [json.loads(frame) for frame in frames]
