@@ -164,7 +164,10 @@ if not REDIS_URL:
 if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
     raise ImproperlyConfigured("DATABASE_URL must be a PostgreSQL URL (postgres://...)")
 
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+# Tests close connections after each request/task so the test database can be dropped at the end.
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=0 if TESTING else 60, conn_health_checks=True)
+}
 # One test database per test run, so concurrent runs on a shared server do not drop each other's.
 DATABASES["default"]["TEST"] = {
     "NAME": os.environ.get("DATABASE_TEST_NAME")

@@ -1,0 +1,236 @@
+"""Shared fixtures. Real parts only: pvesim over HTTPS, PostgreSQL, Redis, a real Celery worker.
+
+    pvesim          session: a pvesim subprocess (time scale 20) -> .url .fingerprint .token_id
+                    .token_secret .root_password .admin(method, path, **json) .reset()
+    celery_worker   session: a Celery worker thread on the real Redis broker (this run's own queue)
+    operator        a staff user (platform admin); `user`: a plain user
+    client          Django test client logged in as `operator`; `anon_client`, `user_client`
+    api             DRF APIClient helper logged in as `operator`: api.get(url, expect=200) -> JSON
+                    (also .post/.put/.patch/.delete); `api_for(user)` builds one for another user
+    asgi_server     session: uvicorn serving datacenter.asgi (HTTP + websockets) on a free port,
+                    in a thread of this process (so it uses the test database) -> .url .port
+    live_server     the same ASGI server (replaces pytest-django's WSGI one)
+    browser, page   Playwright + Debian chromium; `operator_page` is logged in as `operator`
+
+Flow tests that cross threads (worker, ASGI server) need `@pytest.mark.django_db(transaction=True)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+OPERATOR_PASSWORD = "operator-pass-1234"
+USER_PASSWORD = "user-pass-1234"
+
+
+def pytest_sessionstart(session):
+    # A var/services.env from an earlier `make services` may point at servers stopped since.
+    from django.conf import settings
+
+    if settings.SERVICES_FROM_FILE:
+        from datacenter import localservices
+
+        localservices.start()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- Proxmox simulator ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pvesim():
+    from pvesim.testing import PvesimProcess
+
+    with PvesimProcess(scenario=None, time_scale=20.0) as sim:
+        yield sim
+
+
+# --- Celery -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    import celery.contrib.testing.tasks  # noqa: F401  (registers celery.ping for the ready check)
+    from celery.contrib.testing.worker import start_worker
+
+    from datacenter.celery import app
+
+    stack = contextlib.ExitStack()
+    with django_db_blocker.unblock():  # worker start runs Django's checks
+        worker = stack.enter_context(
+            start_worker(app, pool="threads", concurrency=4, perform_ping_check=True,
+                         ping_task_timeout=30, shutdown_timeout=30, loglevel="WARNING")
+        )
+    try:
+        yield worker
+    finally:
+        stack.close()
+
+
+# --- Users and clients ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def operator(django_user_model):
+    return django_user_model.objects.create_user(
+        username="operator", password=OPERATOR_PASSWORD, email="operator@example.com", is_staff=True
+    )
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(username="member", password=USER_PASSWORD)
+
+
+@pytest.fixture
+def anon_client():
+    from django.test import Client
+
+    return Client()
+
+
+@pytest.fixture
+def client(operator):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(operator)
+    return client
+
+
+@pytest.fixture
+def user_client(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+class Api:
+    """DRF APIClient with an expected status per call. Returns the JSON body (None when empty);
+    the full response is in `.last`."""
+
+    def __init__(self, user=None):
+        from rest_framework.test import APIClient
+
+        self.client = APIClient()
+        if user is not None:
+            self.client.force_authenticate(user=user)
+        self.last = None
+
+    def request(self, method: str, url: str, data=None, *, expect: int = 200, **extra):
+        response = getattr(self.client, method)(url, data, format="json", **extra)
+        self.last = response
+        body = response.content.decode(errors="replace")[:2000]
+        assert response.status_code == expect, (
+            f"{method.upper()} {url} -> {response.status_code}, expected {expect}: {body}"
+        )
+        if not response.content:
+            return None
+        if "json" in response.get("Content-Type", ""):
+            return response.json()
+        return response
+
+    def get(self, url, data=None, *, expect=200, **extra):
+        return self.request("get", url, data, expect=expect, **extra)
+
+    def post(self, url, data=None, *, expect=200, **extra):
+        return self.request("post", url, data, expect=expect, **extra)
+
+    def put(self, url, data=None, *, expect=200, **extra):
+        return self.request("put", url, data, expect=expect, **extra)
+
+    def patch(self, url, data=None, *, expect=200, **extra):
+        return self.request("patch", url, data, expect=expect, **extra)
+
+    def delete(self, url, data=None, *, expect=204, **extra):
+        return self.request("delete", url, data, expect=expect, **extra)
+
+
+@pytest.fixture
+def api(operator):
+    return Api(operator)
+
+
+@pytest.fixture
+def api_for(db):
+    return Api
+
+
+# --- ASGI server and browser ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def asgi_server():
+    import uvicorn
+
+    from datacenter.asgi import application
+
+    port = free_port()
+    config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="off", ws="websockets")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="asgi-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on port {port}")
+        time.sleep(0.05)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", host="127.0.0.1", port=port,
+                          ws_url=f"ws://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(asgi_server, transactional_db):
+    return asgi_server
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls that tests make
+    # next to it are still synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def operator_page(page, live_server, operator):
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", operator.username)
+    page.fill("input[name=password]", OPERATOR_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    return page
