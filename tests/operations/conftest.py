@@ -38,13 +38,9 @@ def cluster_clients(pvesim, settings):
 
 
 @pytest.fixture
-def operator(django_user_model):
-    return django_user_model.objects.create_user("operator", password="pw-operator-1", is_staff=True)
-
-
-@pytest.fixture
-def member(django_user_model):
-    return django_user_model.objects.create_user("member", password="pw-member-1")
+def member(user):
+    """A plain (non-operator) user: tests/conftest.py's `user`, named for what it is here."""
+    return user
 
 
 def token_for(user) -> str:
