@@ -5,10 +5,10 @@ var/services.env, written by `python -m datacenter.localservices start` (embedde
 PostgreSQL and Redis for one-machine use). See README "Configuration".
 """
 
+import contextlib
 import os
 import secrets
 import sys
-import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -269,7 +269,9 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 # Serve straight from STATICFILES_DIRS when collectstatic has not run (demo, tests).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
-warnings.filterwarnings("ignore", message="No directory at", module="django.core.handlers.base")
+# WhiteNoise warns about a missing STATIC_ROOT until collectstatic runs; an empty one is fine.
+with contextlib.suppress(OSError):
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 DJANGO_TABLES2_TEMPLATE = "generic/table.html"
 
