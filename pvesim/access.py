@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 import uuid
@@ -68,6 +69,7 @@ class User:
     firstname: str = ""
     lastname: str = ""
     comment: str = ""
+    keys: str = ""
     password: str | None = None
     groups: set[str] = field(default_factory=set)
 
@@ -78,7 +80,7 @@ class Token:
     tokenid: str  # the part after '!'
     secret: str
     privsep: bool = True
-    expire: int = 0
+    expire: int | None = None  # None: same as the user's
     comment: str = ""
 
     @property
@@ -125,7 +127,7 @@ class AccessControl:
         return userid if ok == userid else None
 
     def add_token(self, userid: str, tokenid: str, secret: str | None = None, privsep: bool = True,
-                  comment: str = "", expire: int = 0) -> Token:
+                  comment: str = "", expire: int | None = None) -> Token:
         token = Token(userid, tokenid, secret or str(uuid.uuid4()), privsep, expire, comment)
         self.tokens[token.full] = token
         return token
@@ -134,7 +136,8 @@ class AccessControl:
         token = self.tokens.get(full)
         if token is None or not self.user_active(token.userid):
             return False
-        if token.expire and token.expire < time.time():
+        expire = token.expire if token.expire is not None else self.users[token.userid].expire
+        if expire and expire < time.time():
             return False
         return hmac.compare_digest(token.secret, secret)
 
@@ -171,52 +174,165 @@ class AccessControl:
             return False
         return fresh and hmac.compare_digest(self._sign(stamp + ":" + userid), sig)
 
-    # ---- privileges --------------------------------------------------------------------
-    def _privs_for(self, subject: str, kind: str, path: str) -> set[str]:
-        """Privileges of one user (with groups) or one token (alone) on path."""
-        user_groups = self.users[subject].groups if kind == "user" and subject in self.users else set()
+    # ---- privileges (pve-access-control AccessControl::roles + RPCEnvironment::permissions) ----
+    def roles_on(self, subject: str, path: str) -> dict[str, int]:
+        """Roles of one user (directly or via groups) or one token (its own ACLs only) on path.
+
+        Walks the path from `/` down: at each level the first matching kind (token, then user,
+        then the user's groups) replaces what was inherited; non-propagating entries count only on
+        the path itself. NoAccess in the result cancels every other role. Maps role -> propagate.
+        """
+        is_token = "!" in subject
+        groups = set() if is_token else (self.users[subject].groups if subject in self.users else set())
+        by_path = self._acl_by_path()
         chain = _path_chain(path)
-        result: set[str] | None = None
-        for i, p in enumerate(chain):
-            leaf = i == len(chain) - 1
-            entries = [a for a in self.acl if a.path == p and (a.propagate or leaf)]
-            if kind == "user":
-                direct = [a for a in entries if a.type == "user" and a.ugid == subject]
-                group = [a for a in entries if a.type == "group" and a.ugid in user_groups]
-                chosen = direct or group
+        roles: dict[str, int] = {}
+        for i, level in enumerate(chain):
+            final = i == len(chain) - 1
+            entries = [a for a in by_path.get(level, ()) if a.propagate or final]
+            if not entries:
+                continue
+            if is_token:
+                kinds = [[a for a in entries if a.type == "token" and a.ugid == subject]]
             else:
-                chosen = [a for a in entries if a.type == "token" and a.ugid == subject]
-            if chosen:
-                roles = {a.roleid for a in chosen}
-                result = set() if "NoAccess" in roles else set().union(*(self.roles.get(r, set()) for r in roles))
-        return result or set()
+                kinds = [[a for a in entries if a.type == "user" and a.ugid == subject],
+                         [a for a in entries if a.type == "group" and a.ugid in groups]]
+            for chosen in kinds:
+                if chosen:
+                    roles = {}
+                    for a in chosen:
+                        roles[a.roleid] = max(roles.get(a.roleid, 0), int(a.propagate))
+                    break
+        if "NoAccess" in roles:
+            return {"NoAccess": roles["NoAccess"]}
+        return roles
 
-    def privileges(self, authid: str, path: str) -> set[str]:
-        userid, _, tokenid = authid.partition("!")
-        if userid == "root@pam":
-            return set(ALL_PRIVS) if not tokenid or not self.tokens.get(authid, Token(userid, tokenid, "")).privsep \
-                else self._privs_for(authid, "token", path) | self._pool_privs(authid, "token", path)
-        privs = self._privs_for(userid, "user", path) | self._pool_privs(userid, "user", path)
-        if tokenid:
-            token = self.tokens.get(authid)
-            if token is not None and token.privsep:
-                privs &= self._privs_for(authid, "token", path) | self._pool_privs(authid, "token", path)
-        return privs
+    def _acl_by_path(self) -> dict[str, list[Acl]]:
+        index: dict[str, list[Acl]] = {}
+        for a in self.acl:
+            index.setdefault(a.path, []).append(a)
+        return index
 
-    def _pool_privs(self, subject: str, kind: str, path: str) -> set[str]:
-        """Roles on /pool/<p> apply to /vms/<id> and /storage/<id> of the pool's members."""
+    def _pool_roles(self, subject: str, path: str) -> dict[str, int]:
+        """Roles on /pool/<p> that reach a member's /vms/<id> or /storage/<id> (never propagating)."""
         parts = path.strip("/").split("/")
         if len(parts) != 2 or parts[0] not in ("vms", "storage"):
-            return set()
+            return {}
+        key: object = parts[1]
+        if parts[0] == "vms":
+            if not parts[1].isdigit():
+                return {}
+            key = int(parts[1])
+        out: dict[str, int] = {}
         for poolid, pool in self.cluster.pools.items():
-            members = pool["vms"] if parts[0] == "vms" else pool["storage"]
-            key = int(parts[1]) if parts[0] == "vms" and parts[1].isdigit() else parts[1]
-            if key in members:
-                return self._privs_for(subject, kind, f"/pool/{poolid}")
-        return set()
+            if key in pool.get("vms" if parts[0] == "vms" else "storage", ()):
+                for role in self.roles_on(subject, f"/pool/{poolid}"):
+                    out[role] = 0
+        return out
+
+    def _own_privileges(self, subject: str, path: str) -> dict[str, int]:
+        roles = self.roles_on(subject, path)
+        pool = self._pool_roles(subject, path)
+        if pool and "NoAccess" not in roles:
+            if "NoAccess" in pool:  # a pool NoAccess wins over regular roles
+                roles = {"NoAccess": 0}
+            else:
+                for role in pool:
+                    roles.setdefault(role, 0)
+        privs: dict[str, int] = {}
+        for role, propagate in roles.items():
+            for priv in self.roles.get(role, ()):
+                privs[priv] = max(privs.get(priv, 0), propagate)
+        return privs
+
+    def privilege_map(self, authid: str, path: str) -> dict[str, int]:
+        """Effective privileges of a user or token on path, mapped to their propagate flag."""
+        path = normalize_path(path) or "/"
+        userid, _, tokenid = authid.partition("!")
+        if authid == "root@pam":
+            return {p: 1 for p in ALL_PRIVS}
+        if tokenid:
+            token = self.tokens.get(authid)
+            if token is None:
+                return {}
+            user_privs = self.privilege_map(userid, path)
+            if not token.privsep:
+                return user_privs
+            own = self._own_privileges(authid, path)
+            if userid == "root@pam":  # root's privsep tokens get exactly their own ACLs
+                return own
+            return {p: min(v, user_privs[p]) for p, v in own.items() if p in user_privs}
+        if userid not in self.users:
+            return {}
+        return self._own_privileges(userid, path)
+
+    def privileges(self, authid: str, path: str) -> set[str]:
+        return set(self.privilege_map(authid, path))
 
     def has(self, authid: str, path: str, priv: str) -> bool:
-        return priv in self.privileges(authid, path)
+        return priv in self.privilege_map(authid, path)
+
+    def has_any(self, authid: str, path: str, privs) -> bool:
+        have = self.privilege_map(authid, path)
+        return any(p in have for p in privs)
+
+    def effective_permissions(self, authid: str) -> dict[str, dict[str, int]]:
+        """GET /access/permissions without path: top-level paths, ACL paths and pool members."""
+        paths = {"/", "/access", "/access/groups", "/nodes", "/pool", "/sdn", "/storage", "/vms"}
+        paths.update(a.path for a in self.acl)
+        for pool in self.cluster.pools.values():
+            paths.update(f"/vms/{v}" for v in pool.get("vms", ()))
+            paths.update(f"/storage/{s}" for s in pool.get("storage", ()))
+        out = {}
+        for path in sorted(paths):
+            privs = self.privilege_map(authid, path)
+            if privs:
+                out[path] = privs
+        return out
+
+    # ---- object removal keeps the config consistent (user.cfg drops dangling references) ----
+    def remove_user(self, userid: str) -> None:
+        self.users.pop(userid, None)
+        for full in [t for t, tok in self.tokens.items() if tok.userid == userid]:
+            self.remove_token(full)
+        self.acl = [a for a in self.acl if not (a.type == "user" and a.ugid == userid)]
+
+    def remove_token(self, full: str) -> None:
+        self.tokens.pop(full, None)
+        self.acl = [a for a in self.acl if not (a.type == "token" and a.ugid == full)]
+
+    def remove_group(self, groupid: str) -> None:
+        self.groups.pop(groupid, None)
+        for user in self.users.values():
+            user.groups.discard(groupid)
+        self.acl = [a for a in self.acl if not (a.type == "group" and a.ugid == groupid)]
+
+    def group_members(self, groupid: str) -> list[str]:
+        return sorted(u.userid for u in self.users.values() if groupid in u.groups)
+
+
+def normalize_path(path: str | None) -> str | None:
+    """PVE's normalize_path: collapse slashes, drop the trailing one; None for garbage."""
+    if path is None:
+        return None
+    path = "/" + "/".join(p for p in path.split("/") if p)
+    return path if re.fullmatch(r"[A-Za-z0-9._\-/]+", path) else None
+
+
+_ACL_PATHS = [
+    r"/", r"/access", r"/access/groups", r"/access/groups/[^/]+", r"/access/realm", r"/access/realm/[^/]+",
+    r"/nodes", r"/nodes/[^/]+", r"/vms", r"/vms/[1-9][0-9]{2,8}", r"/storage", r"/storage/[^/]+",
+    r"/pool", r"/pool/[^/]+", r"/pool/[^/]+/[^/]+", r"/pool/[^/]+/[^/]+/[^/]+",
+    r"/sdn", r"/sdn/zones", r"/sdn/zones/[^/]+", r"/sdn/zones/[^/]+/[^/]+", r"/sdn/zones/[^/]+/[^/]+/[0-9]+",
+    r"/sdn/(controllers|dns|fabrics|ipams)", r"/sdn/(controllers|dns|fabrics|ipams)/[^/]+",
+    r"/mapping", r"/mapping/[^/]+", r"/mapping/[^/]+/[^/]+",
+]
+_ACL_PATH_RE = re.compile("^(" + "|".join(_ACL_PATHS) + ")$")
+
+
+def check_path(path: str) -> bool:
+    """Whether path is a valid ACL path (pve-semantics §6.3)."""
+    return bool(_ACL_PATH_RE.match(path))
 
 
 def _path_chain(path: str) -> list[str]:
