@@ -151,3 +151,13 @@ def test_websocket_html_format_sends_the_panel_body_for_htmx(operator):
     assert f'id="operation-{operation.pk}-body"' in html and 'hx-swap-oob="true"' in html
     assert f'id="operation-{operation.pk}-event-3"' in html
     assert "Succeeded" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_generic_live_socket_applies_the_same_rule_to_operation_groups(operator, member):
+    operation = finished_operation(operator)
+    group = f"operation-{operation.pk}"
+    _, _, frames = ws_session(f"/ws/live/?groups={group}&format=json", user=member, max_messages=1)
+    assert json_frames(frames)[0] == {"type": "subscribed", "groups": [], "denied": [group]}
+    _, _, frames = ws_session(f"/ws/live/?groups={group}&format=json", user=operator, max_messages=1)
+    assert json_frames(frames)[0]["groups"] == [group]
