@@ -8,8 +8,11 @@ class OperationsConfig(AppConfig):
 
     def ready(self):
         from apps.core import live
+        from apps.core.metrics import REGISTRY
 
+        from .metrics import OperationCollector
         from .selectors import operation_get
 
         # /ws/live/?groups=operation-<uuid> uses the same visibility rule as the pages and API.
         live.register_group("operation", lambda user, key: operation_get(user=user, pk=key) is not None)
+        REGISTRY.register(OperationCollector())

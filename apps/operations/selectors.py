@@ -44,3 +44,12 @@ def operation_can_cancel(*, user, operation: Operation) -> bool:
 def operation_events(*, operation: Operation, after: int = 0) -> QuerySet[OperationEvent]:
     """Events with seq > after, oldest first (a reconnecting client passes its last seq)."""
     return OperationEvent.objects.filter(operation=operation, seq__gt=after).order_by("seq")
+
+
+def operation_list_for_target(*, user, target) -> QuerySet[Operation]:
+    """Operations on one object (a model instance or (type, id)), newest first, for its page."""
+    if isinstance(target, (tuple, list)):
+        target_type, target_id = str(target[0]), str(target[1])
+    else:
+        target_type, target_id = target._meta.label_lower, str(target.pk)
+    return operation_list(user=user).filter(target_type=target_type, target_id=target_id)

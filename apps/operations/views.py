@@ -62,3 +62,12 @@ class OperationCancelView(LoginRequiredMixin, View):
                           {**progress_context(operation), "cancel_error": error})
         patch_vary_headers(response, ("HX-Request",))
         return response
+
+
+def operation_progress_response(request, operation, status: int = 200):
+    """What an action view of any app answers after starting an operation: the live progress
+    panel (htmx swaps it in; the websocket takes over from there)."""
+    response = render(request, "operations/partials/operation_progress.html", progress_context(operation),
+                      status=status)
+    patch_vary_headers(response, ("HX-Request",))
+    return response

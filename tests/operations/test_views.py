@@ -63,3 +63,9 @@ def test_cancel_button_posts_and_returns_the_final_panel(client, operator, clust
 def test_login_required(anon_client, running):
     response = anon_client.get("/operations/")
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_metrics_count_operations_by_status(anon_client, running):
+    body = anon_client.get("/metrics").content.decode()
+    assert 'datacenter_operations{status="running"} 1.0' in body
+    assert 'datacenter_operations{status="failed"} 0.0' in body
