@@ -151,7 +151,7 @@ class OperationReporter:
 
 
 def _finish(operation: Operation, status: str, *, message: str, level: str, error: str = "",
-            result: dict | None = None, user=None) -> bool:
+            result: dict | None = None) -> bool:
     """Move an active operation to a final state and log it; False if it was already final."""
     now = timezone.now()
     updates: dict[str, Any] = {"status": status, "finished": now, "eta": None, "error": error, "updated": now}
@@ -159,8 +159,6 @@ def _finish(operation: Operation, status: str, *, message: str, level: str, erro
         updates["progress"] = 100
     if result is not None:
         updates["result"] = result
-    if user is not None:
-        updates["cancel_requested_by"] = user
     changed = Operation.objects.filter(pk=operation.pk, status__in=ACTIVE_STATUSES).update(**updates)
     operation.refresh_from_db()
     if not changed:
@@ -168,6 +166,14 @@ def _finish(operation: Operation, status: str, *, message: str, level: str, erro
     OperationReporter(operation).event(message, level=level)
     transaction.on_commit(lambda: operation_finished.send(sender=Operation, operation=operation))
     return True
+
+
+def _finish_cancelled(operation: Operation) -> bool:
+    # Same text whoever gets there first: the cancelling request or the worker that saw the stop.
+    operation.refresh_from_db(fields=["cancel_requested_by"])
+    who = operation.cancel_requested_by.get_username() if operation.cancel_requested_by else ""
+    return _finish(operation, OperationStatus.CANCELLED, message=f"Cancelled by {who}" if who else "Cancelled",
+                   level=EventLevel.WARNING, error=f"cancelled by {who}" if who else "cancelled")
 
 
 def operation_fail(*, operation: Operation, error: str) -> bool:
@@ -204,8 +210,7 @@ def run_operation(operation_id, fn: Callable[[Operation, OperationReporter], Any
     try:
         result = fn(operation, reporter)
     except OperationCancelled:
-        _finish(operation, OperationStatus.CANCELLED, message="Cancelled", level=EventLevel.WARNING,
-                error="cancelled")
+        _finish_cancelled(operation)
     except ProxmoxError as exc:
         _finish(operation, OperationStatus.FAILED, message=str(exc), level=EventLevel.ERROR, error=str(exc))
     except Exception as exc:  # anything else is our bug: say so, never leave it running
@@ -276,8 +281,8 @@ def follow_upid(operation: Operation, client, node: str | None, upid: str, *,
         on_poll({})
     status = follow_task(client, node, upid, on_line, start=operation.log_position,
                          poll=poll if poll is not None else poll_interval(), on_poll=on_poll)
-    operation.refresh_from_db(fields=_STATE_FIELDS)
-    if operation.status == OperationStatus.CANCELLED:
+    operation.refresh_from_db(fields=_STATE_FIELDS + ["cancel_requested_by"])
+    if operation.status == OperationStatus.CANCELLED or operation.cancel_requested_by_id:
         raise OperationCancelled()
     exitstatus = status.get("exitstatus")
     if not task_ok(exitstatus):
@@ -304,16 +309,21 @@ def operation_cancel(*, operation: Operation, user) -> Operation:
     operation.refresh_from_db()
     if not operation.is_active:
         raise OperationNotCancellable(f"operation is already {operation.status}")
+    # Mark the request first: a worker that sees the task stop then reports "cancelled", not "failed".
+    if not Operation.objects.filter(pk=operation.pk, status__in=ACTIVE_STATUSES).update(cancel_requested_by=user):
+        operation.refresh_from_db()
+        raise OperationNotCancellable(f"operation is already {operation.status}")
     if operation.current_upid:
         upid = operation.current_upid
         client = client_for(operation.cluster_id)
         try:
             client.stop_task(parse_upid(upid).node, upid)
+        except Exception:
+            Operation.objects.filter(pk=operation.pk).update(cancel_requested_by=None)
+            raise
         finally:
             client.close()
-    who = getattr(user, "get_username", lambda: str(user))()
-    _finish(operation, OperationStatus.CANCELLED, message=f"Cancelled by {who}", level=EventLevel.WARNING,
-            error=f"cancelled by {who}", user=user)
+    _finish_cancelled(operation)
     try:
         _celery_app().control.revoke(str(operation.pk))
     except Exception:  # a pending task that still runs sees the cancelled status and skips
