@@ -1,1 +1,98 @@
-from django.db import models  # noqa: F401
+"""Guests (QEMU VMs and LXC containers) as /cluster/resources reports them, plus their snapshots.
+
+Inventory fields are written when they change; volatile figures (cpu, mem, disk, uptime) only when
+they move beyond apps.nodes.sync's thresholds, so a quiet sync cycle writes no row. Config,
+snapshots, usage history and task history are read per guest only when someone looks at it.
+Backups are StorageContent rows (content=backup) with the guest's vmid, not a model of our own.
+"""
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.core.models import TimeStampedModel
+
+from .choices import GuestStatus, GuestType
+
+
+class Guest(TimeStampedModel):
+    cluster = models.ForeignKey("nodes.Cluster", on_delete=models.CASCADE, related_name="guests")
+    vmid = models.PositiveIntegerField("VMID")
+    type = models.CharField(max_length=4, choices=GuestType.choices)
+    name = models.CharField(max_length=200, blank=True)
+    node = models.ForeignKey("nodes.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="guests")
+    status = models.CharField(max_length=16, choices=GuestStatus.choices, default=GuestStatus.UNKNOWN, db_index=True)
+    template = models.BooleanField(default=False)
+    lock = models.CharField(max_length=32, blank=True)
+    tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    pool = models.CharField(max_length=100, blank=True, db_index=True)
+    hastate = models.CharField("HA state", max_length=32, blank=True)
+    maxcpu = models.PositiveIntegerField(default=0)
+    maxmem = models.BigIntegerField(default=0)
+    maxdisk = models.BigIntegerField(default=0)
+    # Volatile, threshold-written (see module docstring).
+    cpu = models.FloatField(default=0)  # fraction of maxcpu
+    mem = models.BigIntegerField(default=0)
+    disk = models.BigIntegerField(default=0)
+    booted_at = models.DateTimeField(null=True, blank=True)  # stable where uptime is not
+    # Per-guest details, read on demand by guests.guest_refresh.
+    config = models.JSONField(default=dict, blank=True)
+    task_history = models.JSONField(default=list, blank=True)
+    details_synced_at = models.DateTimeField(null=True, blank=True)
+    details_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["cluster", "vmid"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "vmid"], name="guest_unique_vmid_per_cluster")]
+        indexes = [models.Index(fields=["cluster", "type", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.vmid} ({self.name})" if self.name else str(self.vmid)
+
+    def get_absolute_url(self) -> str:
+        return reverse("guests:guest", kwargs={"pk": self.pk})
+
+    @property
+    def kind(self) -> str:
+        """What Proxmox calls it in messages: VM or CT."""
+        return "VM" if self.type == GuestType.QEMU else "CT"
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in (GuestStatus.RUNNING, GuestStatus.PAUSED, GuestStatus.PRELAUNCH)
+
+    @property
+    def api_path(self) -> str:
+        """`nodes/{node}/{qemu|lxc}/{vmid}` (needs node)."""
+        return f"nodes/{self.node.name}/{self.type}/{self.vmid}"
+
+    @property
+    def uptime(self) -> float | None:
+        if self.booted_at is None or not self.is_running:
+            return None
+        return (timezone.now() - self.booted_at).total_seconds()
+
+    @property
+    def cpu_percent(self) -> float:
+        return round(100.0 * self.cpu, 1)
+
+    @property
+    def mem_percent(self) -> float:
+        return round(100.0 * self.mem / self.maxmem, 1) if self.maxmem else 0.0
+
+
+class Snapshot(models.Model):
+    guest = models.ForeignKey(Guest, on_delete=models.CASCADE, related_name="snapshots")
+    name = models.CharField(max_length=40)
+    description = models.TextField(blank=True)
+    snaptime = models.DateTimeField(null=True, blank=True)
+    parent = models.CharField(max_length=40, blank=True)
+    vmstate = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["guest", "snaptime", "name"]
+        constraints = [models.UniqueConstraint(fields=["guest", "name"], name="snapshot_unique_name_per_guest")]
+
+    def __str__(self) -> str:
+        return self.name

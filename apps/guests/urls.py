@@ -1,3 +1,14 @@
-# UI routes, mounted at the site root by datacenter/urls.py: prefix each path (e.g. "guests/").
+# UI routes, mounted at the site root by datacenter/urls.py.
+from django.urls import path
+
+from . import views
+
 app_name = "guests"
-urlpatterns: list = []
+
+urlpatterns = [
+    path("guests/", views.GuestListView.as_view(), name="guest_list"),
+    path("guests/bulk/", views.GuestBulkPowerView.as_view(), name="guest_bulk_power"),
+    path("guests/<int:pk>/", views.GuestDetailView.as_view(), name="guest"),
+    path("guests/<int:pk>/details/", views.GuestDetailsView.as_view(), name="guest_details"),
+    path("guests/<int:pk>/power/", views.GuestPowerView.as_view(), name="guest_power"),
+]

@@ -1,3 +1,11 @@
-# API routes, mounted at /api/v1/ by datacenter/urls.py: prefix each path (e.g. "guests/").
+# API routes, mounted at /api/v1/ by datacenter/urls.py.
+from rest_framework.routers import SimpleRouter
+
+from .views import GuestViewSet, SnapshotViewSet
+
 app_name = "guests-api"
-urlpatterns: list = []
+
+router = SimpleRouter()
+router.register("guests", GuestViewSet, basename="guest")
+router.register("snapshots", SnapshotViewSet, basename="snapshot")
+urlpatterns = router.urls
