@@ -210,6 +210,9 @@ CELERY_CONTROL_EXCHANGE = f"celery{TEST_RUN_ID}"
 # Periodic work; apps add their entries here (task names are `<app>.<entity>_<action>`).
 CELERY_BEAT_SCHEDULE: dict = {
     "operations-reconcile": {"task": "operations.operation_reconcile", "schedule": 60.0},
+    # Content lists of storages (ISOs, templates, backups): one call per storage, low frequency.
+    "storage-content-refresh": {"task": "storage.storage_content_refresh_all",
+                                "schedule": float(os.environ.get("STORAGE_CONTENT_REFRESH_INTERVAL", "600"))},
 }
 
 # --- Inventory sync ---------------------------------------------------------------------------
