@@ -1,3 +1,11 @@
-# API routes, mounted at /api/v1/ by datacenter/urls.py: prefix each path (e.g. "nodes/").
+# API routes, mounted at /api/v1/ by datacenter/urls.py.
+from rest_framework.routers import SimpleRouter
+
+from .views import ClusterViewSet, NodeViewSet
+
 app_name = "nodes-api"
-urlpatterns: list = []
+
+router = SimpleRouter()
+router.register("clusters", ClusterViewSet, basename="cluster")
+router.register("nodes", NodeViewSet, basename="node")
+urlpatterns = router.urls

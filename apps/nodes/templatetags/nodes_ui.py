@@ -1,0 +1,83 @@
+"""Small UI helpers for inventory pages: usage bars, byte sizes, ages."""
+
+from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+
+register = template.Library()
+
+
+def _level(percent: float) -> str:
+    return "bad" if percent >= 90 else "warn" if percent >= 75 else "ok"
+
+
+@register.simple_tag
+def usage_bar(percent, detail="", label=""):
+    """A labelled bar: colour by level, text "42 %" plus an optional detail ("12 / 64 GiB")."""
+    try:
+        percent = max(0.0, min(100.0, float(percent or 0)))
+    except (TypeError, ValueError):
+        percent = 0.0
+    return format_html(
+        '<div class="usage" title="{label} {pct:.0f}% {detail}">{label_html}'
+        '<div class="usage-bar usage-{level}"><span style="width:{width:.1f}%"></span></div>'
+        '<span class="usage-text">{pct:.0f}%<small class="muted">{detail}</small></span></div>',
+        label=label, pct=percent, detail=f" {detail}" if detail else "", level=_level(percent), width=percent,
+        label_html=format_html('<span class="usage-label">{}</span>', label) if label else "",
+    )
+
+
+@register.filter
+def bytes_h(value):
+    """1073741824 -> '1.0 GiB'."""
+    try:
+        value = float(value or 0)
+    except (TypeError, ValueError):
+        return "—"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(value) < 1024 or unit == "PiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PiB"
+
+
+@register.filter
+def duration_h(seconds):
+    """Seconds -> '3d 4h', '5h 2m', '42s'."""
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+@register.simple_tag
+def age(when):
+    """A relative time that the page keeps counting (data-since, see nodes/partials/assets.html)."""
+    if when is None:
+        return format_html('<span class="muted">never</span>')
+    seconds = int((timezone.now() - when).total_seconds())
+    return format_html('<time class="age" datetime="{}" data-since="{}">{} ago</time>',
+                       when.isoformat(), int(when.timestamp()), duration_h(max(seconds, 0)))
+
+
+@register.filter
+def of_h(used, total):
+    """'12.0 GiB / 64.0 GiB'."""
+    return f"{bytes_h(used)} / {bytes_h(total)}"
+
+
+@register.filter
+def to_json(value):
+    """JSON text for an HTML attribute (autoescaping turns quotes into entities)."""
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
