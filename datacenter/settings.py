@@ -213,6 +213,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Content lists of storages (ISOs, templates, backups): one call per storage, low frequency.
     "storage-content-refresh": {"task": "storage.storage_content_refresh_all",
                                 "schedule": float(os.environ.get("STORAGE_CONTENT_REFRESH_INTERVAL", "600"))},
+    # Cheap (one query + one Redis round trip): enqueues per-cluster syncs that are due.
+    "nodes-cluster-sync-due": {"task": "nodes.cluster_sync_due", "schedule": 2.0},
 }
 
 # --- Inventory sync ---------------------------------------------------------------------------

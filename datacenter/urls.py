@@ -16,6 +16,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_patterns)),
-    path("", include("apps.core.urls")),
+    # Apps before core: nodes serves the datacenter dashboard at "/" (core:dashboard is the fallback).
     *[path("", include(f"apps.{app}.urls")) for app in APPS],
+    path("", include("apps.core.urls")),
 ]
