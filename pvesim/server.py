@@ -130,6 +130,8 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(data, dict):
                 raise ApiError(400, "Parameter verification failed.", {"body": "JSON body must be an object"})
             return {k: v for k, v in data.items() if v is not None}
+        if ctype == "multipart/form-data":
+            return _multipart_fields(self.headers.get("Content-Type") or "", raw)
         return _flatten(parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True))
 
     def _send(self, status: int, reason: str, body: bytes | None, content_type="application/json;charset=UTF-8"):
@@ -279,3 +281,23 @@ class Handler(BaseHTTPRequestHandler):
 def _flatten(parsed: dict[str, list[str]]) -> dict[str, Any]:
     """Single values as strings; repeated keys (arrays) stay lists."""
     return {k: (v[0] if len(v) == 1 else v) for k, v in parsed.items()}
+
+
+def _multipart_fields(content_type: str, raw: bytes) -> dict[str, str]:
+    """multipart/form-data (storage upload): text parts as values; a file part gives its file
+    name, which is what PVE's upload handler receives as `filename`."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        filename = part.get_filename()
+        if filename is not None:
+            fields[name] = filename
+        else:
+            fields[name] = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+    return fields
