@@ -830,14 +830,17 @@ def _enabled(cluster) -> bool:
     return bool(int(cluster.firewall["cluster"]["options"].get("enable", 0)))
 
 
-def _synthetic_log(vmid, conf: dict, chain: str) -> list[str]:
+def _synthetic_log(vmid, conf: dict, chain: str, host_ip: str | None = None) -> list[str]:
     """A few pvefw-logger lines shaped like the real ones: what the default policy dropped."""
     policy = conf["options"].get("policy_in", "DROP")
     stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(time.time() - 60))
     lines = [f"0 5 - {stamp} starting pvefw logger"]
     for i, (src, dport) in enumerate((("203.0.113.7", 3389), ("198.51.100.23", 23), ("192.0.2.41", 5900))):
-        lines.append(f"{vmid} 6 {chain}-IN {stamp} policy {policy}: IN=fwbr{vmid}i0 OUT=fwbr{vmid}i0 "
-                     f"PHYSIN=fwln{vmid}i0 PHYSOUT={chain} SRC={src} DST=10.20.0.{vmid % 250} LEN=60 TOS=0x00 "
+        if host_ip:  # the host's own chain: traffic to the node's address
+            where, dst = "IN=vmbr0 PHYSIN=eno1", host_ip
+        else:
+            where, dst = f"IN=fwbr{vmid}i0 OUT=fwbr{vmid}i0 PHYSIN=fwln{vmid}i0 PHYSOUT={chain}", f"10.20.0.{vmid % 250}"
+        lines.append(f"{vmid} 6 {chain}-IN {stamp} policy {policy}: {where} SRC={src} DST={dst} LEN=60 TOS=0x00 "
                      f"PREC=0x00 TTL=52 ID={40000 + i} DF PROTO=TCP SPT={51000 + i} DPT={dport} SEQ={1000 * i} "
                      "ACK=0 WINDOW=64240 SYN")
     return lines
@@ -855,7 +858,9 @@ def node_log(ctx, p):
     with ctx.cluster.lock:
         conf = LEVELS[1].conf(ctx.cluster, p)
         active = _enabled(ctx.cluster) and bool(int(conf["options"].get("enable", 1)))
-        lines = _synthetic_log(0, {"options": ctx.cluster.firewall["cluster"]["options"]}, "PVEFW-HOST") if active else []
+        cluster_conf = {"options": ctx.cluster.firewall["cluster"]["options"]}
+        node_ip = ctx.cluster.nodes[p["node"]].ip
+        lines = _synthetic_log(0, cluster_conf, "PVEFW-HOST", host_ip=node_ip) if active else []
     return _page(lines, p)
 
 
