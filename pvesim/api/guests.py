@@ -1228,7 +1228,8 @@ def clone(ctx, guest: Guest, p: dict) -> str:
                     created.append(vol.volid)
                 with cluster.lock:
                     still_exists(cluster, clone_guest)
-                    clone_guest.config[key] = _replace_file(value, vol.volid, size, drop=("import-from",))
+                    clone_guest.config[key] = _replace_file(value, vol.volid, None if cloudinit else size,
+                                                            drop=("import-from",))
             t.sleep(0.5)
             with cluster.lock:
                 still_exists(cluster, clone_guest)
