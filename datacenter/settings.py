@@ -9,6 +9,7 @@ import contextlib
 import os
 import secrets
 import sys
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -274,6 +275,8 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 # Serve straight from STATICFILES_DIRS when collectstatic has not run (demo, tests).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+# WhiteNoise streams files with a sync iterator; under ASGI Django warns about it on every file.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 # WhiteNoise warns about a missing STATIC_ROOT until collectstatic runs; an empty one is fine.
 with contextlib.suppress(OSError):
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@
     asgi_server     session: uvicorn serving datacenter.asgi (HTTP + websockets) on a free port,
                     in a thread of this process (so it uses the test database) -> .url .port
     live_server     the same ASGI server (replaces pytest-django's WSGI one)
-    browser, page   Playwright + Debian chromium; `operator_page` is logged in as `operator`
+    browser, page   Playwright + Debian chromium (per test); `operator_page` is logged in as `operator`
 
 Flow tests that cross threads (worker, ASGI server) need `@pytest.mark.django_db(transaction=True)`.
 """
@@ -181,7 +181,7 @@ def asgi_server():
 
     port = free_port()
     config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="off", ws="websockets")
+                            lifespan="off", ws="websockets-sansio")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="asgi-server", daemon=True)
     thread.start()
@@ -190,8 +190,13 @@ def asgi_server():
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"uvicorn did not start on port {port}")
         time.sleep(0.05)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", host="127.0.0.1", port=port,
-                          ws_url=f"ws://127.0.0.1:{port}")
+    from django.test.utils import modify_settings
+
+    yield SimpleNamespace(
+        url=f"http://127.0.0.1:{port}", host="127.0.0.1", port=port, ws_url=f"ws://127.0.0.1:{port}",
+        # pytest-django's autouse live-server helper toggles this around each test
+        _live_server_modified_settings=modify_settings(ALLOWED_HOSTS={"append": "127.0.0.1"}),
+    )
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -201,13 +206,14 @@ def live_server(asgi_server, transactional_db):
     return asgi_server
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture
+def browser(monkeypatch):
+    """Function-scoped on purpose: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which breaks async_to_sync in every later test."""
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; the ORM calls that tests make
-    # next to it are still synchronous.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # The ORM calls tests make beside Playwright's loop are still synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
@@ -215,6 +221,11 @@ def browser():
         )
         yield browser
         browser.close()
+        # With Playwright's loop running, Django's connection store is context-local: connections
+        # opened during the test are not the ones pytest-django closes, so close them here.
+        from django.db import connections
+
+        connections.close_all()
 
 
 @pytest.fixture

@@ -11,8 +11,10 @@ pages that set `live_groups`); the consumer joins only the groups whose check pa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from asgiref.sync import async_to_sync
@@ -63,13 +65,29 @@ def _message(html: str | None, data: Any) -> dict:
     return {"type": MESSAGE_TYPE, "html": html, "data": data}
 
 
+async def _await(coro):
+    return await coro
+
+
+def _run_sync(coro) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        async_to_sync(_await)(coro)  # the usual case: plain sync code (views, Celery tasks)
+        return
+    # Sync code running under an event loop (e.g. inside a sync callback of async code):
+    # AsyncToSync refuses that thread, so send from a short-lived thread with its own loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
 def push(group: str, html: str | None = None, data: Any = None) -> bool:
     """Send an HTML fragment (hx-swap-oob) and/or JSON-able data to every subscriber of `group`.
 
     Best effort: returns False and logs when Redis is unreachable. Callers save their state first
     (the database is the source of truth; a reconnecting page re-renders from it)."""
     try:
-        async_to_sync(get_channel_layer().group_send)(group, _message(html, data))
+        _run_sync(get_channel_layer().group_send(group, _message(html, data)))
     except Exception:
         logger.exception("live push to %s failed", group)
         return False

@@ -119,6 +119,10 @@ class ObjectDetailView(LoginRequiredMixin, HtmxPartialMixin, ScopedQuerysetMixin
 class DashboardView(LoginRequiredMixin, TemplateView):
     template_name = "core/dashboard.html"
 
+    def get_context_data(self, **kwargs):
+        # The user's own group: notifications pushed with live.push(f"user-{id}", html=...).
+        return super().get_context_data(live_groups=[f"user-{self.request.user.pk}"], **kwargs)
+
 
 class AuditEntryListView(ObjectListView):
     selector = audit_entry_list
