@@ -8,7 +8,7 @@ from importlib import import_module
 
 MODULES = [
     "version", "access", "cluster", "tasks", "nodes", "storage", "guests", "qemu", "lxc",
-    "backup", "hardware", "mapping", "pools", "ha", "firewall",
+    "backup", "migrate", "hardware", "mapping", "pools", "ha", "firewall",
 ]
 
 _loaded = [import_module(f"{__name__}.{name}") for name in MODULES]
