@@ -119,7 +119,8 @@ class HAManager:
         ss = self.service_status[sid]
         old = ss["state"]
         if old != state:
-            detail = "".join(f"  ({k} = {v})" for k, v in extra.items() if k in ("node", "target") and v)
+            detail = "".join(f"  ({k} = {v})" for k, v in extra.items()
+                             if v and (k == "target" or (k == "node" and (v != ss.get("node") or old == "recovery"))))
             self._log(self.master_node, f"service '{sid}': state changed from '{old}' to '{state}'{detail}")
         ss["state"] = state
         ss["uid"] = _uid()
@@ -171,6 +172,11 @@ class HAManager:
             if f"{kind}:{vmid}" in self.resources:
                 return f"{kind}:{vmid}"
         return None
+
+    def is_managed(self, sid: str) -> bool:
+        """Whether HA manages `sid` (an `ignored` resource behaves as unmanaged, as in PVE)."""
+        conf = self.resources.get(sid)
+        return conf is not None and conf.get("state") != "ignored"
 
     def add_resource(self, sid, **opts) -> str:
         """Manage a guest by HA (`ha-manager add`); returns the normalized sid."""
@@ -432,16 +438,19 @@ class HAManager:
             elif not affinity[1]:
                 prio[node] = -1  # non-strict: any other node as a last resort
         together, separate = self._affinitive(sid)
+        def placed(css):  # a service on its way out counts at its target only
+            return css.get("target") if css["state"] in ("migrate", "relocate") else css.get("node")
+
         banned = set()
         for csid in separate:
             css = self.service_status.get(csid)
             if css and css["state"] in ACTIVE_STATES:
-                banned |= {css.get("node"), css.get("target")}
+                banned.add(placed(css))
         wanted = set()
         for csid in together:
             css = self.service_status.get(csid)
-            if css and css["state"] in ACTIVE_STATES and css.get("node") in prio:
-                wanted.add(css.get("target") or css["node"])
+            if css and css["state"] in ACTIVE_STATES and placed(css) in prio:
+                wanted.add(placed(css))
         candidates = {n: p for n, p in prio.items() if n not in banned and n not in exclude}
         if wanted and candidates.keys() & wanted:
             candidates = {n: p for n, p in candidates.items() if n in wanted}
