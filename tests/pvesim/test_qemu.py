@@ -115,7 +115,8 @@ def test_create_with_pool_cloudinit_and_start(pve):
     assert config["sshkeys"] == keys
     assert config["cipassword"] == "**********"
     assert config["ipconfig0"] == "ip=10.20.0.50/24,gw=10.20.0.1"
-    assert 150 in {m["vmid"] for m in pve.pools("acme").get()["members"]} if hasattr(pve, "pools") else True
+    resources = {r["vmid"]: r for r in pve.cluster.resources.get(type="vm")}
+    assert resources[150]["pool"] == "acme"
     deadline = time.monotonic() + 10
     while node.qemu(150).status.current.get()["status"] != "running":
         assert time.monotonic() < deadline
