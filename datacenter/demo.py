@@ -81,6 +81,23 @@ def demo_setup() -> None:
         log(f"demo_setup failed (exit {result.returncode}); the UI still starts")
 
 
+def ensure_login() -> None:
+    """A demo without any operator cannot be used: make `admin` with a password kept in var/."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    if User.objects.filter(is_staff=True, is_active=True).exists():
+        return
+    import secrets
+
+    password_file = VAR_DIR / "demo_admin_password"
+    if not password_file.exists():
+        password_file.write_text(secrets.token_urlsafe(12))
+        password_file.chmod(0o600)
+    User.objects.create_superuser("admin", "admin@localhost", password_file.read_text().strip())
+    log(f"created operator 'admin' (password in {password_file})")
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "datacenter.settings")
     import django
@@ -106,6 +123,10 @@ def main() -> int:
         ready = wait_ready(sim)
         log(f"pvesim ready at {ready.get('url', '?')}")
         demo_setup()
+        ensure_login()
+        password_file = VAR_DIR / "demo_admin_password"
+        if password_file.exists():
+            log(f"log in as admin / {password_file.read_text().strip()}")
         children.start("worker", [PY, "-m", "celery", "-A", "datacenter", "worker", "-l", "info",
                                   "--concurrency", "2", "-n", "demo@%h"])
         children.start("beat", [PY, "-m", "celery", "-A", "datacenter", "beat", "-l", "info",

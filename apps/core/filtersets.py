@@ -7,8 +7,8 @@ class AuditEntryFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     action = django_filters.CharFilter(lookup_expr="istartswith")
     result = django_filters.ChoiceFilter(choices=AuditResult.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="lt")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte", label="From")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="lt", label="Until")
 
     class Meta:
         model = AuditEntry

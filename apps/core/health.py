@@ -33,7 +33,8 @@ def check_celery(app=None, timeout: float = CELERY_PING_TIMEOUT) -> dict:
         from datacenter.celery import app
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=1)
-        replies = app.control.ping(timeout=timeout, connection=conn)
+        # limit=1: answer as soon as one worker replies instead of waiting out the timeout
+        replies = app.control.ping(timeout=timeout, connection=conn, limit=1)
     workers = sorted(name for reply in replies for name in reply)
     if not workers:
         raise RuntimeError("no worker answered a ping")
