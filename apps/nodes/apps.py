@@ -20,3 +20,9 @@ class NodesConfig(AppConfig):
             live.register_presence("cluster", presence.watch)
             live.register_presence("node", presence.watch)
         core_metrics.register_lines(metrics.prometheus_lines)
+        # Operations (below us) get clients for a cluster id through this factory.
+        from apps.operations.clients import set_client_factory
+
+        from .models import Cluster
+
+        set_client_factory(lambda cluster_id: Cluster.objects.get(pk=cluster_id).client())

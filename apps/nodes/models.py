@@ -61,6 +61,12 @@ class Cluster(TimeStampedModel):
     def live_group(self) -> str:
         return f"cluster-{self.pk}"
 
+    def client(self):
+        """A Proxmox client for this cluster (see services.cluster_client)."""
+        from .services import cluster_client
+
+        return cluster_client(self)
+
     @property
     def is_insecure(self) -> bool:
         return self.tls_mode == TlsMode.INSECURE

@@ -68,6 +68,11 @@ def mark_queued(name: str, ident, ttl: int) -> bool:
     return bool(client().set(key("queued", name, ident), "1", nx=True, ex=ttl))
 
 
+def take_queued(name: str, ident) -> bool:
+    """True (and cleared) when the flag was set."""
+    return bool(client().delete(key("queued", name, ident)))
+
+
 def clear_queued(name: str, ident) -> None:
     client().delete(key("queued", name, ident))
 

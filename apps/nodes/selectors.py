@@ -15,7 +15,7 @@ def cluster_list(*, user) -> QuerySet[Cluster]:
         Cluster.objects.annotate(
             node_count=Count("nodes", distinct=True),
             nodes_online=Count("nodes", filter=Q(nodes__status=NodeStatus.ONLINE), distinct=True),
-        ),
+        ).order_by("name"),  # Meta.ordering is ignored in GROUP BY queries
         user,
     )
 

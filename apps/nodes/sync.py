@@ -160,6 +160,8 @@ def run_cycle(cluster_id: int) -> CycleResult | None:
 
     lock = presence.lock("sync", cluster_id, LOCK_TIMEOUT)
     if not lock.acquire():
+        # Asked for while a cycle runs: the running cycle schedules another one right after it.
+        presence.mark_queued("rerun", cluster_id, LOCK_TIMEOUT)
         return CycleResult(cluster_id=cluster_id, ok=False, skipped=True)
     try:
         cluster = Cluster.objects.filter(pk=cluster_id).first()
@@ -200,6 +202,8 @@ def _finish(cluster: Cluster, result: CycleResult, failed_status: str | None) ->
     previous = (cluster.status, cluster.last_error)
     if result.ok:
         interval = cluster.interval_active if result.watchers else cluster.interval_idle
+        if presence.take_queued("rerun", cluster.pk):
+            interval = 0
         values = dict(status=ClusterStatus.OK, last_error="", failures=0, last_sync_at=now, last_attempt_at=now,
                       last_sync_duration=result.duration, next_sync_at=now + timedelta(seconds=interval))
     else:
@@ -251,7 +255,7 @@ def _desired_node(name: str, res: dict | None, member: dict | None, ha: dict | N
         "maxmem": res.get("maxmem"),
         "disk": int(res.get("disk") or 0) if online else 0,
         "maxdisk": res.get("maxdisk"),
-        "booted_at": now - timedelta(seconds=uptime) if uptime else None,
+        "booted_at": now - timedelta(seconds=uptime) if uptime is not None else None,
     }
 
 

@@ -19,10 +19,11 @@ def usage_bar(percent, detail="", label=""):
     except (TypeError, ValueError):
         percent = 0.0
     return format_html(
-        '<div class="usage" title="{label} {pct:.0f}% {detail}">{label_html}'
-        '<div class="usage-bar usage-{level}"><span style="width:{width:.1f}%"></span></div>'
-        '<span class="usage-text">{pct:.0f}%<small class="muted">{detail}</small></span></div>',
-        label=label, pct=percent, detail=f" {detail}" if detail else "", level=_level(percent), width=percent,
+        '<div class="usage" title="{label} {pct}% {detail}">{label_html}'
+        '<div class="usage-bar usage-{level}"><span style="width:{width}%"></span></div>'
+        '<span class="usage-text">{pct}%<small class="muted">{detail}</small></span></div>',
+        label=label, pct=f"{percent:.0f}", detail=f" {detail}" if detail else "", level=_level(percent),
+        width=f"{percent:.1f}",
         label_html=format_html('<span class="usage-label">{}</span>', label) if label else "",
     )
 
