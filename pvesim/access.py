@@ -35,6 +35,7 @@ OTHER_PRIVS = ["Datastore.Allocate", "Datastore.AllocateSpace", "Datastore.Alloc
                "SDN.Use", "Sys.AccessNetwork", "Sys.Audit", "Sys.Console", "Sys.Incoming", "Sys.Modify",
                "Sys.PowerMgmt", "Sys.Syslog", "User.Modify"]
 ALL_PRIVS = sorted(VM_PRIVS + OTHER_PRIVS)
+_ROOT_PRIVS = {p: 1 for p in ALL_PRIVS}
 _NOT_PVEADMIN = {"Sys.PowerMgmt", "Sys.Modify", "Sys.Incoming", "Sys.AccessNetwork", "Realm.Allocate",
                  "Permissions.Modify", "Mapping.Modify"}
 
@@ -103,10 +104,28 @@ class AccessControl:
         self.users: dict[str, User] = {"root@pam": User("root@pam", comment="Built-in superuser")}
         self.groups: dict[str, dict] = {}  # groupid -> {"comment": str}
         self.roles: dict[str, set[str]] = {k: set(v) for k, v in BUILTIN_ROLES.items()}
-        self.acl: list[Acl] = []
+        self._acl: list[Acl] = []
         self.tokens: dict[str, Token] = {}  # full id -> Token
         self.realms = {"pam": "Linux PAM standard authentication", "pve": "Proxmox VE authentication server"}
         self._key = secrets.token_bytes(32)
+        # roles_on() results, valid while the ACL list and group memberships are unchanged:
+        # /cluster/resources asks for every guest, and the pool and parent paths repeat.
+        self.generation = 0
+        self._roles_cache: dict[tuple[str, str], dict[str, int]] = {}
+        self._roles_stamp: tuple = ()
+
+    @property
+    def acl(self) -> list[Acl]:
+        return self._acl
+
+    @acl.setter
+    def acl(self, entries: list[Acl]) -> None:
+        self._acl = entries
+        self.changed()
+
+    def changed(self) -> None:
+        """Call after changing group memberships in place (assigning `acl` calls it too)."""
+        self.generation += 1
 
     # ---- credentials -------------------------------------------------------------------
     def set_password(self, userid: str, password: str) -> None:
@@ -182,6 +201,16 @@ class AccessControl:
         then the user's groups) replaces what was inherited; non-propagating entries count only on
         the path itself. NoAccess in the result cancels every other role. Maps role -> propagate.
         """
+        stamp = (self.generation, len(self._acl))  # appends change the length
+        if stamp != self._roles_stamp or len(self._roles_cache) > 200_000:
+            self._roles_cache = {}
+            self._roles_stamp = stamp
+        cached = self._roles_cache.get((subject, path))
+        if cached is None:
+            cached = self._roles_cache[(subject, path)] = self._compute_roles(subject, path)
+        return dict(cached)
+
+    def _compute_roles(self, subject: str, path: str) -> dict[str, int]:
         is_token = "!" in subject
         groups = set() if is_token else (self.users[subject].groups if subject in self.users else set())
         by_path = self._acl_by_path()
@@ -223,9 +252,10 @@ class AccessControl:
             if not parts[1].isdigit():
                 return {}
             key = int(parts[1])
+        kind = "vms" if parts[0] == "vms" else "storage"
         out: dict[str, int] = {}
         for poolid, pool in self.cluster.pools.items():
-            if key in pool.get("vms" if parts[0] == "vms" else "storage", ()):
+            if key in pool[kind]:
                 for role in self.roles_on(subject, f"/pool/{poolid}"):
                     out[role] = 0
         return out
@@ -250,7 +280,7 @@ class AccessControl:
         path = normalize_path(path) or "/"
         userid, _, tokenid = authid.partition("!")
         if authid == "root@pam":
-            return {p: 1 for p in ALL_PRIVS}
+            return dict(_ROOT_PRIVS)
         if tokenid:
             token = self.tokens.get(authid)
             if token is None:
@@ -305,6 +335,7 @@ class AccessControl:
         self.groups.pop(groupid, None)
         for user in self.users.values():
             user.groups.discard(groupid)
+        self.changed()
         self.acl = [a for a in self.acl if not (a.type == "group" and a.ugid == groupid)]
 
     def group_members(self, groupid: str) -> list[str]:
@@ -316,7 +347,10 @@ def normalize_path(path: str | None) -> str | None:
     if path is None:
         return None
     path = "/" + "/".join(p for p in path.split("/") if p)
-    return path if re.fullmatch(r"[A-Za-z0-9._\-/]+", path) else None
+    return path if _PATH_CHARS.fullmatch(path) else None
+
+
+_PATH_CHARS = re.compile(r"[A-Za-z0-9._\-/]+")
 
 
 _ACL_PATHS = [

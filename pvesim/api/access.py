@@ -221,6 +221,7 @@ def create_user(ctx, p):
             if p.get(key):
                 setattr(user, key, p[key])
         access.users[userid] = user
+        access.changed()
     return None
 
 
@@ -260,6 +261,7 @@ def update_user(ctx, p):
             user.expire = int(p["expire"])
         if "groups" in p:
             user.groups = (user.groups if p.get("append") else set()) | set(groups)
+            access.changed()
         for key in ("firstname", "lastname", "email", "comment", "keys"):
             if key in p:
                 setattr(user, key, p[key])
@@ -276,6 +278,7 @@ def delete_user(ctx, p):
         if userid not in access.users:
             raise ApiError(500, f"delete user failed: no such user ('{userid}')")
         access.remove_user(userid)
+        access.changed()
     return None
 
 

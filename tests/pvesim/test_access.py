@@ -303,3 +303,13 @@ def test_nested_pools(pve):
     pve.pools.post(poolid="dept/team")
     assert error(lambda: pve.pools.delete(poolid="dept")).content == \
         "delete pool failed: pool 'dept' is not empty (contains pool 'dept/team')"
+
+
+def test_group_membership_changes_apply_at_once(pve):
+    assert "VM.PowerMgmt" in perms(pve, "alice@pve", "/vms/100")
+    pve.access.users("alice@pve").put(groups="")
+    assert perms(pve, "alice@pve", "/vms/100") == {}
+    pve.access.users("alice@pve").put(groups="acme-admins")
+    assert "VM.PowerMgmt" in perms(pve, "alice@pve", "/vms/100")
+    pve.access.groups("acme-admins").delete()
+    assert perms(pve, "alice@pve", "/vms/100") == {}
