@@ -854,13 +854,26 @@ def add_to_pool(cluster: Cluster, vmid: int, pool: str | None) -> None:
         cluster.pools[pool]["vms"].add(vmid)
 
 
+def ha_configured(cluster: Cluster, guest: Guest) -> bool:
+    """An HA resource exists for the guest, in any state (also `ignored`): what destroy checks."""
+    resources = getattr(cluster.ha, "resources", None) if cluster.ha is not None else None
+    if isinstance(resources, dict):
+        return ha_sid(guest) in resources
+    return ha_managed(cluster, guest)
+
+
 def ha_add(cluster: Cluster, guest: Guest, state: str) -> None:
+    """`ha-managed=1` on create: add the HA resource (a task error if the HA manager refuses)."""
     fn = getattr(cluster.ha, "add_resource", None) if cluster.ha is not None else None
-    if callable(fn):
+    if not callable(fn):
+        return
+    try:
         try:
             fn(ha_sid(guest), state=state)
         except TypeError:
             fn(ha_sid(guest))
+    except ApiError as exc:
+        raise TaskError(exc.message) from None
 
 
 def purge_references(cluster: Cluster, guest: Guest, purge: bool, log: Callable[[str], None]) -> None:
@@ -891,7 +904,7 @@ def purge_references(cluster: Cluster, guest: Guest, purge: bool, log: Callable[
                 del cluster.backup_jobs[job_id]  # no guest left in the job: PVE removes it
             else:
                 job.pop(field)
-    if ha_managed(cluster, guest):
+    if ha_configured(cluster, guest):
         for name in ("remove_resource", "delete_resource"):
             fn = getattr(cluster.ha, name, None)
             if callable(fn):
@@ -957,7 +970,7 @@ def update_config(ctx, guest: Guest, p: dict, *, log: Callable[[str], None] | No
     the new values (new `STORAGE:SIZE` disks allocated at once). Changes to running guests apply
     immediately: pvesim keeps no pending section. Sync checks raise ApiError before anything changes."""
     cluster: Cluster = ctx.cluster
-    values = {k: v for k, v in p.items() if k not in CONFIG_CONTROL_PARAMS}
+    values = cdrom_alias({k: v for k, v in p.items() if k not in CONFIG_CONTROL_PARAMS})
     deletes = [d for d in re.split(r"[,;\s]+", str(p.get("delete") or "")) if d]
     errors = {}
     for key in deletes:
@@ -1024,6 +1037,14 @@ def update_config(ctx, guest: Guest, p: dict, *, log: Callable[[str], None] | No
             cluster.log_event(guest.node, ctx.authid, f"update {kind(guest)} {guest.vmid}: rename")
 
 
+def cdrom_alias(values: dict) -> dict:
+    """qemu's `cdrom=<iso>` is a shortcut for `ide2=<iso>,media=cdrom`."""
+    if "cdrom" in values:
+        value = str(values.pop("cdrom"))
+        values["ide2"] = value if "media=cdrom" in value else f"{value},media=cdrom"
+    return values
+
+
 CONFIG_CONTROL_PARAMS = {"node", "vmid", "delete", "digest", "revert", "skiplock", "force", "background_delay",
                          "import-working-storage"}
 
@@ -1078,7 +1099,7 @@ def destroy(ctx, guest: Guest, p: dict) -> str:
             raise ApiError(500, f"can't remove {kind(guest)} {vmid} - protection mode enabled")
         if guest.type == "lxc":
             check_lock(guest, skiplock)
-        if ha_managed(cluster, guest) and not purge:
+        if ha_configured(cluster, guest) and not purge:
             raise ApiError(500, f"unable to remove {kind(guest)} {vmid} - used in HA resources and purge parameter not set.")
         if guest.status == "running":
             if guest.type == "qemu":

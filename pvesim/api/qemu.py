@@ -110,7 +110,7 @@ def vm_create(ctx, p):
     G.check_pool(cluster, pool)
     if p.get("ha-managed"):
         ctx.check("/", "Sys.Console")
-    config = {k: v for k, v in p.items() if k not in CREATE_ONLY}
+    config = G.cdrom_alias({k: v for k, v in p.items() if k not in CREATE_ONLY})
     G.check_config_perms(ctx, vmid, config)
     disks = {k: str(v) for k, v in config.items() if G.is_disk_key(k)}
     G.check_disk_storages(ctx, node, "qemu", disks)

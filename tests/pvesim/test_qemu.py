@@ -393,3 +393,36 @@ def test_rrddata_and_agent(pve, vm):
     assert len(points) == 70 and {"cpu", "mem", "maxmem", "netin"} <= set(points[0])
     err = error(lambda: vm.agent("network-get-interfaces").get())
     assert err.content == "No QEMU guest agent configured"
+
+
+def test_purge_removes_backup_job_entries_and_ha_resource(pve, vm):
+    pve.cluster.backup.post(id="nightly-150", vmid="150", schedule="02:00", storage="nfs-store")
+    pve.cluster.backup.post(id="nightly-mixed", vmid="150,104", schedule="03:00", storage="nfs-store")
+    pve.cluster.ha.resources.post(sid="vm:150", state="stopped")
+    err = error(lambda: vm.delete())
+    assert err.content == "unable to remove VM 150 - used in HA resources and purge parameter not set."
+    upid = vm.delete(purge=1)
+    ok(pve, upid)
+    assert "NOTE: removed VM 150 from HA resource configuration." in task_log(pve, upid)
+    jobs = {j["id"]: j for j in pve.cluster.backup.get()}
+    assert "nightly-150" not in jobs and jobs["nightly-mixed"]["vmid"] == "104"
+    assert "vm:150" not in {r["sid"] for r in pve.cluster.ha.resources.get()}
+
+
+def test_start_refused_by_a_start_hook_is_a_task_error(pve):
+    """Both L40S cards of the gpu-l40s mapping are taken: VM 102 holds one, a new VM the other."""
+    node = pve.nodes("pve1")
+    for vmid in (150, 151):
+        ok(pve, node.qemu.post(vmid=vmid, machine="q35", hostpci0="mapping=gpu-l40s,pcie=1"))
+    ok(pve, node.qemu(150).status.start.post())
+    status = wait_task(pve, node.qemu(151).status.start.post())
+    assert status["exitstatus"] != "OK"
+    assert node.qemu(151).status.current.get()["status"] == "stopped"
+
+
+def test_cdrom_shortcut_and_insert_iso(pve, vm):
+    vm.config.put(cdrom="nfs-store:iso/ubuntu-24.04.3-live-server-amd64.iso")
+    assert vm.config.get()["ide2"] == "nfs-store:iso/ubuntu-24.04.3-live-server-amd64.iso,media=cdrom"
+    vm.config.put(ide2="none,media=cdrom")
+    config = vm.config.get()
+    assert config["ide2"] == "none,media=cdrom" and "unused0" not in config
