@@ -10,7 +10,8 @@ class GuestTable(tables.Table):
     vmid = tables.Column(verbose_name="VMID", linkify=True)
     name = tables.Column(linkify=True, default="—")
     type = tables.Column()
-    status = tables.TemplateColumn(template_name="guests/partials/guest_status.html", order_by=("status",))
+    status = tables.TemplateColumn('{% include "guests/partials/guest_status.html" with guest=record %}',
+                                   order_by=("status",))
     node = tables.Column(accessor="node__name", verbose_name="Node", default="—", order_by=("node__name",))
     cluster = tables.Column(accessor="cluster__name", verbose_name="Cluster", order_by=("cluster__name",))
     pool = tables.Column(default="")

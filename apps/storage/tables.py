@@ -12,7 +12,7 @@ class StorageTable(tables.Table):
     content = tables.TemplateColumn(
         "{% for c in record.content %}<span class=\"badge\">{{ c }}</span> {% endfor %}", orderable=False)
     status = tables.TemplateColumn('<span class="badge badge-{{ value }}">{{ record.get_status_display }}</span>')
-    usage = tables.TemplateColumn(template_name="storage/partials/storage_usage.html",
+    usage = tables.TemplateColumn('{% include "storage/partials/storage_usage.html" with storage=record %}',
                                   order_by=("maxdisk",), verbose_name="Usage", attrs={"td": {"class": "usage-cell"}})
 
     class Meta:
