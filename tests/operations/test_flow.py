@@ -142,3 +142,20 @@ def test_reconciler_reattaches_to_a_task_that_still_runs(celery_worker, pve, pve
     messages = [e.message for e in orphan.events.all()]
     assert messages.count("TASK OK") == 1
     assert [m for m in messages if m in full_log(pve, upid)] == full_log(pve, upid)
+
+
+def test_clone_progress_and_eta_come_from_the_task_log(celery_worker, pve, cluster_clients, operator):
+    upid = pve.post(f"nodes/{NODE}/qemu/{VMID}/clone", newid=150, full=1, name="clone-of-db")
+    operation = operation_follow_task(user=operator, cluster_id=None, upid=upid)
+
+    _, _, frames = ws_session(f"/ws/operations/{operation.pk}/", user=operator)
+
+    wait_final(operation)
+    assert operation.status == OperationStatus.SUCCEEDED, operation.error
+    progress = [e.progress for e in operation.events.order_by("seq") if e.progress is not None]
+    assert progress[0] < 50 < progress[-2] and progress[-1] == 100  # from `transferred X of Y (P%)`
+    assert progress == sorted(progress)
+    streamed = json_frames(frames)
+    running_etas = [f["operation"]["eta"] for f in streamed if f["operation"]["status"] == "running"]
+    assert any(eta is not None for eta in running_etas)
+    assert streamed[-1]["operation"]["eta"] is None
