@@ -36,6 +36,30 @@ def register_group(prefix: str, check: GroupCheck) -> None:
     _checks[prefix] = check
 
 
+# Presence: apps that want to know who watches their groups (e.g. nodes syncs faster while a
+# cluster page is open) register fn(groups, channel_name, present); the consumer calls it on
+# join, every PRESENCE_REFRESH seconds while connected, and on leave.
+PRESENCE_REFRESH = 10.0
+_presence: dict[str, Callable[[list[str], str, bool], None]] = {}
+
+
+def register_presence(prefix: str, fn: Callable[[list[str], str, bool], None]) -> None:
+    _presence[prefix] = fn
+
+
+def presence(groups: list[str], channel_name: str, present: bool) -> None:
+    """Tell each prefix's presence hook which of its groups `channel_name` watches (sync code)."""
+    by_prefix: dict[str, list[str]] = {}
+    for group in groups:
+        by_prefix.setdefault(group.split("-", 1)[0], []).append(group)
+    for prefix, members in by_prefix.items():
+        if prefix in _presence:
+            try:
+                _presence[prefix](members, channel_name, present)
+            except Exception:  # presence is advisory; never break the socket for it
+                logger.exception("presence hook for %s failed", prefix)
+
+
 def registered_prefixes() -> list[str]:
     return sorted(_checks)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import parse_qs, urlparse
 
+from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -86,13 +88,25 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_add(group, self.channel_name)
                 self.groups_joined.append(group)
         await self.accept()
+        if self.groups_joined:
+            self._presence_task = asyncio.ensure_future(self._keep_presence())
         if self.format == "json":
             denied = [g for g in dict.fromkeys(requested) if g not in self.groups_joined]
             await self.send(json.dumps({"type": "subscribed", "groups": self.groups_joined, "denied": denied}))
 
     async def disconnect(self, code):
+        task = getattr(self, "_presence_task", None)
+        if task is not None:
+            task.cancel()
+            await sync_to_async(live.presence, thread_sensitive=False)(self.groups_joined, self.channel_name, False)
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _keep_presence(self):
+        """Mark this socket as watching its groups, refreshed while it stays open (see live.presence)."""
+        while True:
+            await sync_to_async(live.presence, thread_sensitive=False)(self.groups_joined, self.channel_name, True)
+            await asyncio.sleep(live.PRESENCE_REFRESH)
 
     async def receive(self, text_data=None, bytes_data=None):
         pass  # read-only stream; actions go through HTTP (CSRF, audit)
