@@ -16,9 +16,8 @@ class NodesConfig(AppConfig):
         live.register_group("cluster", lambda user, key: selectors.cluster_visible(user=user, pk=key))
         live.register_group("node", lambda user, key: selectors.node_visible(user=user, pk=key))
         # Open pages count as watchers: the sync runs at the active interval while anyone looks.
-        if hasattr(live, "register_presence"):
-            live.register_presence("cluster", presence.watch)
-            live.register_presence("node", presence.watch)
+        live.register_presence("cluster", presence.watch)
+        live.register_presence("node", presence.watch)
         core_metrics.register_lines(metrics.prometheus_lines)
         # Operations (below us) get clients for a cluster id through this factory.
         from apps.operations.clients import set_client_factory
