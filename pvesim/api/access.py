@@ -509,7 +509,7 @@ def delete_role(ctx, p):
 
 # ---- ACLs ----------------------------------------------------------------------------------
 
-def _can_modify_perms(ctx, path: str) -> bool:
+def _perm_modify_privs(path: str) -> list[str]:
     """RPCEnvironment::check_perm_modify: Permissions.Modify, or the object's Allocate privilege."""
     privs = ["Permissions.Modify"]
     if path.startswith("/storage/"):
@@ -518,7 +518,11 @@ def _can_modify_perms(ctx, path: str) -> bool:
         privs.append("VM.Allocate")
     elif path.startswith("/pool/"):
         privs.append("Pool.Allocate")
-    return ctx.cluster.access.has_any(ctx.authid, path, privs)
+    return privs
+
+
+def _can_modify_perms(ctx, path: str) -> bool:
+    return ctx.cluster.access.has_any(ctx.authid, path, _perm_modify_privs(path))
 
 
 @api.get("/access/acl", params={})
@@ -549,8 +553,10 @@ def read_acl(ctx, p):
 def update_acl(ctx, p):
     """Add (or with delete=1 remove) each role for each user/group/token on path, all or nothing."""
     path = normalize_path(p["path"])
-    if not ctx.is_root and (path is None or not _can_modify_perms(ctx, path)):
-        _perm_fail(f"{path or p['path']}, Permissions.Modify")
+    if not ctx.is_root:
+        if path is None:
+            _perm_fail()
+        ctx.check(path, *_perm_modify_privs(path), any=True)
     if not (p.get("users") or p.get("groups") or p.get("tokens")):
         param_errors({k: "either 'users', 'groups' or 'tokens' is required." for k in ("users", "groups", "tokens")})
     if path is None or (not p.get("delete") and not check_path(path)):

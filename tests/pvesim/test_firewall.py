@@ -3,6 +3,8 @@
 import pytest
 from proxmoxer.core import ResourceException
 
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+
 
 def error(call) -> ResourceException:
     with pytest.raises(ResourceException) as exc:
