@@ -210,7 +210,7 @@ def command_line(vmids: list[int], p: dict) -> str:
 
 # ---- vzdump ------------------------------------------------------------------------------------
 
-@api.post("/nodes/{node}/vzdump", params={**VZDUMP_OPTS, "node": P.node(), "stdout": P.boolean(),
+@api.post("/nodes/{node}/vzdump", params={**VZDUMP_OPTS, "node": P.node(optional=True), "stdout": P.boolean(),
                                            "job-id": P.string(pattern=r"\S+", max_length=50)}, proxyto="node")
 def vzdump(ctx, p):
     cluster, node = ctx.cluster, p["node"]
