@@ -38,7 +38,7 @@ from ..errors import ApiError, TaskError
 from ..params import FORMATS, FormatError, P, Param, PropString, parse_props
 from ..scenario import format_size, is_disk_key, parse_size
 from ..state import GiB, MiB, Cluster, Guest, Volume
-from .cluster import guest_disk_size, guest_usage, pool_of
+from .cluster import guest_disk_size, guest_usage
 from .nodes import rrd_series
 
 QEMU_DISK_BUSES = {"ide": 4, "sata": 6, "scsi": 31, "virtio": 16}
@@ -647,15 +647,15 @@ def status_payload(cluster: Cluster, guest: Guest) -> dict:
     return out
 
 
-def list_item(cluster: Cluster, guest: Guest) -> dict:
-    """An item of GET /nodes/{node}/qemu|lxc."""
+def list_item(cluster: Cluster, guest: Guest, full: bool = False) -> dict:
+    """An item of GET /nodes/{node}/qemu|lxc (qemu `full=1` adds the QMP status and machine)."""
     out = status_payload(cluster, guest)
     out.pop("ha", None)
-    for key in ("running-machine", "running-qemu", "balloon", "freemem", "agent", "memhost"):
+    drop = ["balloon", "freemem", "agent", "memhost"]
+    if not full:
+        drop += ["qmpstatus", "running-machine", "running-qemu"]
+    for key in drop:
         out.pop(key, None)
-    pool = pool_of(cluster, guest.vmid)
-    if pool is not None and guest.type == "qemu":
-        pass  # PVE does not report pools here
     return out
 
 
@@ -1131,7 +1131,9 @@ def destroy(ctx, guest: Guest, p: dict) -> str:
                             and st is not None and st.on_node(guest.node) and (st.shared or vol.node == guest.node):
                         volids.append(vol.volid)
             for volid in volids:
-                t.log(f"Removing image: 100% complete...done." if volid.startswith("ceph") else f"destroyed volume '{volid}'")
+                st = cluster.storages.get(volid.split(":", 1)[0])
+                if st is not None and st.type == "rbd":
+                    t.log("Removing image: 100% complete...done.")
             destroy_volumes(cluster, guest, volids)
             del cluster.guests[vmid]
             purge_references(cluster, guest, purge, t.log)
@@ -1157,7 +1159,6 @@ def clone(ctx, guest: Guest, p: dict) -> str:
             raise ApiError(500, f"no such cluster node '{target}'")
     with cluster.lock:
         if newid in cluster.guests:
-            folder = "qemu-server" if guest.type == "qemu" else "lxc"
             raise ApiError(500, f"unable to create {kind(guest)} {newid}: config file already exists")
         check_lock(guest)
         snapname = p.get("snapname")
@@ -1270,8 +1271,14 @@ def clone(ctx, guest: Guest, p: dict) -> str:
 
 
 def _base_name(volid: str) -> str:
-    return volid.replace(f"vm-", "base-", 1) if ":subvol-" not in volid and "/subvol-" not in volid \
-        else volid.replace("subvol-", "basevol-", 1)
+    """`st:vm-100-disk-0` -> `st:base-100-disk-0` (`subvol-` -> `basevol-`; file storages keep their folder)."""
+    storage, volname = volid.split(":", 1)
+    folder, _, name = volname.rpartition("/")
+    for old, new in (("vm-", "base-"), ("subvol-", "basevol-")):
+        if name.startswith(old):
+            name = new + name[len(old):]
+            break
+    return f"{storage}:{folder + '/' if folder else ''}{name}"
 
 
 def convert_to_template(cluster: Cluster, guest: Guest, disk: str | None = None) -> None:
@@ -1284,7 +1291,7 @@ def convert_to_template(cluster: Cluster, guest: Guest, disk: str | None = None)
             if not (is_disk_key(key) or key.startswith("mp")) or key.startswith("unused") or is_cdrom(value):
                 continue
             volid = disk_volid(key, value)
-            if not volid or "base-" in volid.split(":", 1)[1].split("/")[0] or "basevol-" in volid:
+            if not volid or volid.rsplit("/", 1)[-1].split(":")[-1].startswith(("base-", "basevol-")):
                 continue
             vol = cluster.find_volume(volid, guest.node)
             new_volid = _base_name(volid)
@@ -1355,7 +1362,7 @@ def resize(ctx, guest: Guest, p: dict) -> str:
             if value is None:
                 raise TaskError(f"disk '{disk}' does not exist")
             if is_cdrom(value):
-                raise TaskError(f"you can't resize a cdrom")
+                raise TaskError("you can't resize a cdrom")
             volid = disk_volid(disk, str(value))
             vol = cluster.find_volume(volid, guest.node) if volid else None
             if vol is None:

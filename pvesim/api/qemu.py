@@ -80,7 +80,8 @@ def _vm(ctx, p):
 def vm_list(ctx, p):
     cluster = ctx.cluster
     with cluster.lock:
-        return [G.list_item(cluster, g) for g in sorted(cluster.guests.values(), key=lambda g: g.vmid)
+        return [G.list_item(cluster, g, full=bool(p.get("full")))
+                for g in sorted(cluster.guests.values(), key=lambda g: g.vmid)
                 if g.type == "qemu" and g.node == p["node"] and ctx.has(f"/vms/{g.vmid}", "VM.Audit")]
 
 

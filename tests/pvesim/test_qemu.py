@@ -426,3 +426,15 @@ def test_cdrom_shortcut_and_insert_iso(pve, vm):
     vm.config.put(ide2="none,media=cdrom")
     config = vm.config.get()
     assert config["ide2"] == "none,media=cdrom" and "unused0" not in config
+
+
+def test_archive_delegates_to_restore(pve):
+    node = pve.nodes("pve1")
+    err = error(lambda: node.qemu.post(vmid=160, archive="nfs-store:backup/vzdump-qemu-101-2026_11_20-02_00_04.vma.zst",
+                                       scsi0="ceph-rbd:8"), 400)
+    assert err.errors == {"scsi0": "option conflicts with option 'archive'"}
+    upid = node.qemu.post(vmid=160, archive="nfs-store:backup/vzdump-qemu-101-2026_11_20-02_00_04.vma.zst",
+                          storage="ceph-rbd", unique=1)
+    assert upid.split(":")[5:7] == ["qmrestore", "160"]
+    ok(pve, upid)
+    assert node.qemu(160).config.get()["scsi0"].startswith("ceph-rbd:vm-160-disk-0")
