@@ -503,8 +503,9 @@ def _all_rules(cluster):
     yield from fw["cluster"]["rules"]
     for node in fw["nodes"].values():
         yield from node["rules"]
-    for guest in fw["guests"].values():
-        yield from guest["rules"]
+    for vmid, conf in fw["guests"].items():
+        if cluster.guests.get(vmid) is conf["guest"]:  # not a destroyed guest's leftovers
+            yield from conf["rules"]
 
 
 # ---- options --------------------------------------------------------------------------------
