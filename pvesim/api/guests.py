@@ -538,13 +538,20 @@ def human(size: float) -> str:
     return f"{value:.1f} {units[i]}" if i else f"{value:.1f} B"
 
 
-def copy_progress(t, total_bytes: int, seconds: float, steps: int = 10) -> None:
-    """Log `transferred X of Y (P%)` lines as a full copy/mirror does, spread over `seconds`."""
-    t.log(f"transferred 0.0 B of {human(total_bytes)} (0.00%)")
+def copy_progress(t, total_bytes: int, seconds: float, steps: int = 10, mirror: str | None = None) -> None:
+    """Log progress lines spread over `seconds`: qemu-img's `transferred X of Y (P%)` for a stopped
+    guest, or drive-mirror's `drive-scsi0: transferred X of Y (P%) in Ns` when `mirror` names the drive."""
+    def line(done: int, elapsed: float) -> str:
+        text = f"transferred {human(done)} of {human(total_bytes)} ({done * 100 / max(total_bytes, 1):.2f}%)"
+        if mirror is None:
+            return text
+        minutes, secs = divmod(int(elapsed), 60)
+        return f"drive-{mirror}: {text} in {f'{minutes}m ' if minutes else ''}{secs}s"
+
+    t.log(line(0, 0))
     for i in range(1, steps + 1):
         t.sleep(seconds / steps)
-        done = total_bytes * i // steps
-        t.log(f"transferred {human(done)} of {human(total_bytes)} ({done * 100 / max(total_bytes, 1):.2f}%)")
+        t.log(line(total_bytes * i // steps, seconds * i / steps))
 
 
 # ---- MACs ---------------------------------------------------------------------------------
@@ -1192,6 +1199,7 @@ def clone(ctx, guest: Guest, p: dict) -> str:
             if linked and not storage_supports(cluster, volid, "clone", guest.is_template):
                 raise ApiError(500, f"Linked clone feature is not supported for '{volid}' ({key})")
             disks.append((key, value, volid))
+        disks.sort()  # PVE walks the drives in key order
         if storage and not cluster.storages[storage].shared:
             shared = False
         if target and target != guest.node and not shared:
@@ -1225,8 +1233,7 @@ def clone(ctx, guest: Guest, p: dict) -> str:
                 target_storage = storage or volid.split(":", 1)[0]
                 cloudinit = "cloudinit" in value
                 if full or cloudinit:
-                    if not cloudinit:
-                        t.log(f"create full clone of drive {key} ({volid})")
+                    t.log(f"create full clone of drive {key} ({volid})")
                     if cloudinit:
                         vol = allocate_volume(cluster, vmid=newid, node=new_node, storage=target_storage, size=size,
                                               content="images", name=f"vm-{newid}-cloudinit")
@@ -1236,10 +1243,11 @@ def clone(ctx, guest: Guest, p: dict) -> str:
                     created.append(vol.volid)
                     if not cloudinit:
                         seconds = min(max(size / GiB * 0.6, 4.0), 40.0)
-                        if running and guest.type == "qemu":
+                        mirror = key if running and guest.type == "qemu" else None
+                        if mirror:
                             t.log(f"drive mirror is starting for drive-{key}")
-                        copy_progress(t, size, seconds)
-                        if running and guest.type == "qemu":
+                        copy_progress(t, size, seconds, mirror=mirror)
+                        if mirror:
                             t.log("all 'mirror' jobs are ready")
                 else:
                     t.log(f"create linked clone of drive {key} ({volid})")
@@ -1427,9 +1435,10 @@ def move_disk(ctx, guest: Guest, p: dict, disk_key: str) -> str:
                               content=src.content, fmt=fmt or (src.format if src.format in ("raw", "qcow2", "vmdk") else None))
         try:
             seconds = min(max(src.size / GiB * 0.45, 3.0), 40.0)
-            if running:
+            if running and guest.type == "qemu":
+                t.log(f"create full clone of drive {disk} ({volid})")
                 t.log(f"drive mirror is starting for drive-{disk}")
-                copy_progress(t, src.size, seconds)
+                copy_progress(t, src.size, seconds, mirror=disk)
                 t.log("all 'mirror' jobs are ready")
                 t.log(f"drive-{disk}: Completing block job...")
                 t.log(f"drive-{disk}: Completed successfully.")

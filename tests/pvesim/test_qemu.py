@@ -269,6 +269,8 @@ def test_linked_clone_of_template(pve):
     upid = node.qemu(9000).clone.post(newid=300, name="from-template")
     assert upid.split(":")[5:7] == ["qmclone", "9000"]
     ok(pve, upid)
+    assert task_log(pve, upid)[:2] == ["create full clone of drive ide2 (ceph-rbd:vm-9000-cloudinit)",
+                                       "create linked clone of drive scsi0 (ceph-rbd:base-9000-disk-0)"]
     config = node.qemu(300).config.get()
     assert config["scsi0"] == "ceph-rbd:base-9000-disk-0/vm-300-disk-0,size=8G"
     assert config["ide2"] == "ceph-rbd:vm-300-cloudinit,media=cdrom"
@@ -289,6 +291,15 @@ def test_full_clone_logs_progress_and_holds_clone_lock(pve, vm):
     config = pve.nodes("pve1").qemu(151).config.get()
     assert config["scsi0"] == "ceph-rbd:vm-151-disk-0,iothread=1,size=16G" and "lock" not in config
     assert config["name"] == "Copy-of-VM-test-150"
+
+
+def test_clone_of_running_vm_mirrors_the_drives(pve):
+    upid = pve.nodes("pve1").qemu(100).clone.post(newid=151, name="web-copy")
+    ok(pve, upid)
+    log = task_log(pve, upid)
+    assert log[:2] == ["create full clone of drive scsi0 (ceph-rbd:vm-100-disk-0)", "drive mirror is starting for drive-scsi0"]
+    assert any(line.startswith("drive-scsi0: transferred 32.0 GiB of 32.0 GiB (100.00%) in ") for line in log)
+    assert "all 'mirror' jobs are ready" in log
 
 
 def test_clone_errors(pve, vm):
