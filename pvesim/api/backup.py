@@ -8,7 +8,6 @@ the qemu/lxc create handlers call for `archive=` / `restore=1`.
 from __future__ import annotations
 
 import copy
-import random
 import re
 import threading
 import time
@@ -19,7 +18,7 @@ from ..errors import ApiError, TaskError
 from ..params import P, PropString, parse_props
 from ..router import api
 from ..scenario import is_disk_key, parse_size
-from ..state import GiB, MiB, Cluster, Guest, Volume
+from ..state import MiB, Cluster, Guest, Volume
 from . import storage as storage_api
 
 # ---- vzdump option schema (PVE::VZDump::Common json_config_properties) ------------------------
@@ -92,9 +91,9 @@ def _locked_message(guest: Guest) -> str:
 
 
 def set_lock(guest: Guest, lock: str) -> None:
-    """Caller holds cluster.lock. PVE's set_lock: refuses a locked guest."""
-    if guest.lock:
-        raise ApiError(500, _locked_message(guest))
+    """Caller holds cluster.lock. PVE's set_lock: refuses a locked guest (`VM is locked (<lock>)`)."""
+    from . import guests as G
+    G.check_lock(guest)
     guest.config["lock"] = lock
 
 
@@ -402,7 +401,7 @@ def _backup_one(cluster: Cluster, t, node: str, vmid: int, st, opts: dict) -> bo
                      .replace("{{node}}", node).replace("{{vmid}}", str(vmid)).replace("\\n", "\n").replace("\\\\", "\\"))
             t.log("INFO: adding notes to backup")
         with cluster.lock:
-            vol = cluster.add_volume(Volume(volid=volid, storage=st.storage, content="backup", size=size, format=fmt,
+            cluster.add_volume(Volume(volid=volid, storage=st.storage, content="backup", size=size, format=fmt,
                                             vmid=vmid, node=holder, notes=notes, protected=bool(opts.get("protected")),
                                             ctime=int(stamp.timestamp())))
             cluster.backup_archives[cluster.volume_key(volid, holder)] = {"type": kind, "config": config}
@@ -682,7 +681,11 @@ def restore_guest(ctx, kind, node=None, vmid=None, archive=None, storage=None, f
                     continue
                 config[key] = value
             if unique:
-                _regenerate_macs(cluster, kind, config)
+                from . import guests as G
+                with cluster.lock:
+                    fresh = Guest(vmid=vmid, type=kind, node=node, config=config)
+                    G.regenerate_macs(cluster, fresh)
+                    config = fresh.config
             with cluster.lock:
                 config["lock"] = "create"
                 guest.config = config
@@ -709,19 +712,6 @@ def restore_guest(ctx, kind, node=None, vmid=None, archive=None, storage=None, f
                 cluster.guest_started(guest)
 
     return cluster.tasks.start(node=node, type=task_type, id=vmid, user=ctx.authid, worker=worker)
-
-
-def _regenerate_macs(cluster: Cluster, kind: str, config: dict) -> None:
-    rnd = random.Random()
-    for key, value in list(config.items()):
-        if not re.fullmatch(r"net\d+", key):
-            continue
-        mac = "BC:24:11:" + ":".join(f"{rnd.randrange(256):02X}" for _ in range(3))
-        if kind == "qemu":
-            config[key] = re.sub(r"^((?:model=)?[a-z0-9]+)=([0-9A-Fa-f:]{17})", rf"\1={mac}", str(value))
-            config[key] = re.sub(r"macaddr=[0-9A-Fa-f:]{17}", f"macaddr={mac}", config[key])
-        else:
-            config[key] = re.sub(r"hwaddr=[0-9A-Fa-f:]{17}", f"hwaddr={mac}", str(value))
 
 
 # ---- calendar events ---------------------------------------------------------------------------

@@ -10,13 +10,14 @@ mid-way ends the task with an error and leaves the guest on the source.
 from __future__ import annotations
 
 import re
+import threading
 import time
 
-from ..errors import ApiError, TaskCancelled, TaskError
+from ..errors import ApiError, TaskError
 from ..params import P, parse_props
 from ..router import api
 from ..scenario import format_size, is_disk_key, parse_size
-from ..state import GiB, MiB, Cluster, Guest, Volume
+from ..state import MiB, Cluster, Guest, Volume
 
 MIGRATE_SPEED = 300 * MiB  # live-migration bandwidth (bytes per simulated second)
 DISK_COPY_SPEED = 250 * MiB
@@ -236,8 +237,16 @@ def _parse_storagemap(text: str | None, field: str) -> dict[str, str]:
     return out
 
 
+_task_clock = threading.local()  # each task runs in its own thread: its start and the time scale
+
+
 def _stamp(line: str) -> str:
-    return f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}"
+    """PVE's migration log prefix, in simulated time so that durations read as PVE's would."""
+    now = time.time()
+    base = getattr(_task_clock, "base", None)
+    if base is not None:
+        now = base + (now - base) * _task_clock.scale
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))} {line}"
 
 
 class _Abort(Exception):
@@ -389,6 +398,7 @@ def start_migration(cluster: Cluster, guest: Guest, source: str, target: str, us
     worker = _qemu_worker if guest.type == "qemu" else _lxc_worker
 
     def run(t):
+        _task_clock.base, _task_clock.scale = time.time(), cluster.clock.scale
         worker(t, cluster, guest, source, target, ip, opts)
 
     return cluster.tasks.start(node=source, type=task_type, id=guest.vmid, user=user, worker=run)
@@ -480,7 +490,7 @@ def _qemu_worker(t, cluster: Cluster, guest: Guest, source: str, target: str, ip
                     done = total_disk * i // 5
                     t.log(_stamp(f"drive-{local[0]['key']}: transferred {_human(done)} of {_human(total_disk)} "
                                  f"({done * 100 / total_disk:.2f}%) in {int((time.time() - start) * cluster.clock.scale)}s"))
-                t.log(_stamp(f"all 'mirror' jobs are ready"))
+                t.log(_stamp("all 'mirror' jobs are ready"))
             mem = guest.maxmem()
             state = int(mem * 0.97)  # RAM minus the last dirty pages sent during the downtime
             speed = MIGRATE_SPEED
