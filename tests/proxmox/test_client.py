@@ -157,3 +157,12 @@ def test_calls_are_counted_per_method_and_path_template(pvesim):
     assert metrics.call_counts()[key] == before + 2
     assert metrics.error_counts()[key] == errors_before + 2
     assert any('path="/nodes/{node}/tasks/{upid}/status"' in line for line in metrics.prometheus_lines())
+
+
+def test_a_server_slower_than_the_timeout_is_unreachable(pvesim):
+    pvesim.admin("POST", "/faults/latency", seconds=3)
+    try:
+        with pytest.raises(ProxmoxUnreachable, match="timed out talking to 127.0.0.1"):
+            client(pvesim, timeout=0.5).version()
+    finally:
+        pvesim.admin("POST", "/faults/clear")
