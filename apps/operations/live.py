@@ -6,11 +6,9 @@ oob fragment), so a subscriber picks its format without a second render.
 
 from __future__ import annotations
 
-
 from django.template.loader import render_to_string
 
 from apps.core import live as core_live
-
 
 
 def group_name(operation_id) -> str:
