@@ -1218,9 +1218,14 @@ def clone(ctx, guest: Guest, p: dict) -> str:
             config["hostname"] = p.get("hostname") or source.get("hostname", f"CT{newid}")
         if p.get("description") is not None:
             config["description"] = p["description"]
-        config["lock"] = "clone"
+        # qemu: the new config holds `lock: clone`; pve-container creates it with `lock: create`
+        # and holds `lock: disk` on the source CT while its volumes are copied.
+        config["lock"] = "clone" if guest.type == "qemu" else "create"
         clone_guest = new_guest(cluster, vmid=newid, type_=guest.type, node=new_node, config=config)
         regenerate_macs(cluster, clone_guest)
+        source_lock = "disk" if guest.type == "lxc" else None
+        if source_lock:
+            guest.config["lock"] = source_lock
     running = guest.status == "running"
 
     def worker(t):
@@ -1273,6 +1278,9 @@ def clone(ctx, guest: Guest, p: dict) -> str:
                 if cluster.guests.get(newid) is clone_guest:
                     del cluster.guests[newid]
             raise
+        finally:
+            if source_lock:
+                unlock_guest(cluster, guest, source_lock)
 
     return cluster.tasks.start(node=guest.node, type=task_type(guest, "clone"), id=guest.vmid, user=ctx.authid,
                                worker=worker)
@@ -1428,8 +1436,17 @@ def move_disk(ctx, guest: Guest, p: dict, disk_key: str) -> str:
         check_storage(cluster, storage, guest.node, "images" if guest.type == "qemu" else "rootdir")
         ctx.check(f"/storage/{storage}", "Datastore.AllocateSpace")
     running = guest.status == "running"
+    if guest.type == "lxc":
+        lock_guest(cluster, guest, "disk")  # pve-container holds `lock: disk` during move_volume
 
     def worker(t):
+        try:
+            _move(t)
+        finally:
+            if guest.type == "lxc":
+                unlock_guest(cluster, guest, "disk")
+
+    def _move(t):
         t.checkpoint()
         new = allocate_volume(cluster, vmid=guest.vmid, node=guest.node, storage=storage, size=src.size,
                               content=src.content, fmt=fmt or (src.format if src.format in ("raw", "qcow2", "vmdk") else None))

@@ -1,6 +1,7 @@
 """Containers in pvesim, driven over HTTPS through proxmoxer: create, power, config, clone, template, snapshots."""
 
 import re
+import time
 
 import pytest
 from proxmoxer.core import ResourceException
@@ -28,6 +29,20 @@ def error(call, status=500):
     assert exc.value.status_code == status, exc.value
     return exc.value
 
+def eventually(check, timeout=10.0):
+    """Poll until check() is truthy (the lock of a just-started task is taken by its worker)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+@pytest.fixture
+def slow(sim):
+    """Slow the simulated clock (x5 instead of x50) while a test looks at a task that is still running."""
+    sim.admin("POST", "/time-scale", scale=5)
+    yield
+    sim.admin("POST", "/time-scale", scale=50)
+
 
 @pytest.fixture
 def ct(pve):
@@ -37,7 +52,7 @@ def ct(pve):
     return pve.nodes("pve1").lxc(250)
 
 
-def test_create_extracts_template_and_allocates_rootfs(pve):
+def test_create_extracts_template_and_allocates_rootfs(pve, slow):
     node = pve.nodes("pve1")
     upid = node.lxc.post(vmid=250, ostemplate=TEMPLATE, hostname="web-ct", cores=2, memory=1024, swap=256,
                          rootfs="local-zfs:8", mp0="ceph-rbd:4,mp=/data", net0="name=eth0,bridge=vmbr0,ip=dhcp",
@@ -122,18 +137,22 @@ def test_template_is_sync_and_linked_clone(pve, ct):
     assert clone["hostname"] == "linked" and clone["net0"] != config["net0"]
 
 
-def test_full_clone_and_running_template_error(pve, ct):
+def test_full_clone_and_running_template_error(pve, ct, slow):
     upid = ct.clone.post(newid=251, full=1, storage="local-zfs")
+    assert pve.nodes("pve1").lxc(251).config.get()["lock"] == "create"
+    assert ct.config.get()["lock"] == "disk"
+    assert error(lambda: ct.config.put(cores=2)).content == "CT is locked (disk)"
     ok(pve, upid)
     assert "transferred 8.0 GiB of 8.0 GiB (100.00%)" in task_log(pve, upid)
+    assert "lock" not in ct.config.get()
     assert pve.nodes("pve1").lxc(251).config.get()["rootfs"] == "local-zfs:subvol-251-disk-0,size=8G"
     err = error(lambda: pve.nodes("pve1").lxc(200).template.post())
     assert err.content == "you can't convert a CT to template if the CT is running"
 
 
-def test_snapshots_and_locks(pve, ct):
+def test_snapshots_and_locks(pve, ct, slow):
     upid = ct.snapshot.post(snapname="pre", description="before upgrade")
-    assert ct.config.get()["lock"] == "snapshot"
+    eventually(lambda: ct.config.get().get("lock") == "snapshot")
     assert error(lambda: ct.config.put(memory=4096)).content == "CT is locked (snapshot)"
     ok(pve, upid)
     assert upid.split(":")[5] == "vzsnapshot"

@@ -27,6 +27,20 @@ def error(call, status=500):
     assert exc.value.status_code == status, exc.value
     return exc.value
 
+def eventually(check, timeout=10.0):
+    """Poll until check() is truthy (the lock of a just-started task is taken by its worker)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+@pytest.fixture
+def slow(sim):
+    """Slow the simulated clock (x5 instead of x50) while a test looks at a task that is still running."""
+    sim.admin("POST", "/time-scale", scale=5)
+    yield
+    sim.admin("POST", "/time-scale", scale=50)
+
 
 def volumes(pve, node, storage, vmid):
     return {v["volid"]: v for v in pve.nodes(node).storage(storage).content.get(vmid=vmid)}
@@ -43,7 +57,7 @@ def vm(pve):
 
 # ---- create ----------------------------------------------------------------------------------
 
-def test_create_allocates_real_volumes_and_generates_a_mac(pve):
+def test_create_allocates_real_volumes_and_generates_a_mac(pve, slow):
     node = pve.nodes("pve1")
     upid = node.qemu.post(vmid=150, name="app-01", memory="4096", cores=2, sockets=1, cpu="x86-64-v2-AES",
                           scsihw="virtio-scsi-single", scsi0="ceph-rbd:32,iothread=1,discard=on",
@@ -280,9 +294,8 @@ def test_linked_clone_of_template(pve):
     assert err.content == "parameter 'storage' not allowed for linked clones"
 
 
-def test_full_clone_logs_progress_and_holds_clone_lock(pve, vm):
+def test_full_clone_logs_progress_and_holds_clone_lock(pve, vm, slow):
     upid = vm.clone.post(newid=151, full=1, pool="globex")
-    time.sleep(0.05)
     assert pve.nodes("pve1").qemu(151).config.get()["lock"] == "clone"
     ok(pve, upid)
     log = task_log(pve, upid)
@@ -326,9 +339,9 @@ def test_template_conversion(pve, vm):
 
 # ---- snapshots ------------------------------------------------------------------------------------
 
-def test_snapshot_create_list_rollback_delete(pve, vm):
+def test_snapshot_create_list_rollback_delete(pve, vm, slow):
     upid = vm.snapshot.post(snapname="before", description="clean")
-    assert vm.config.get().get("lock") == "snapshot"
+    eventually(lambda: vm.config.get().get("lock") == "snapshot")
     ok(pve, upid)
     vm.config.put(memory="8192")
     snaps = vm.snapshot.get()
@@ -358,9 +371,9 @@ def test_snapshot_with_vmstate_of_running_vm(pve, vm):
     assert vm.status.current.get()["status"] == "running"  # RAM state restored
 
 
-def test_lock_conflicts(pve, vm):
+def test_lock_conflicts(pve, vm, slow):
     upid = vm.snapshot.post(snapname="s1")
-    assert vm.config.get().get("lock") == "snapshot"
+    eventually(lambda: vm.config.get().get("lock") == "snapshot")
     err = error(lambda: vm.config.put(cores=4))
     assert err.content == "VM is locked (snapshot)"
     failed(pve, vm.status.start.post(), "VM is locked (snapshot)")
