@@ -30,11 +30,11 @@ class NodeTable(tables.Table):
     name = tables.Column(linkify=True)
     cluster = tables.Column(linkify=True)
     status = tables.TemplateColumn('<span class="badge badge-{{ record.status }}">{{ record.get_status_display }}</span>')
-    cpu = tables.TemplateColumn('{% load nodes_ui %}{% usage_bar record.cpu_percent record.maxcpu|stringformat:"s"|add:" cores" %}',
+    cpu = tables.TemplateColumn('{% load nodes_ui %}{% usage_bar record.cpu_percent %}',
                                 verbose_name="CPU")
-    mem = tables.TemplateColumn('{% load nodes_ui %}{% usage_bar record.mem_percent record.maxmem|bytes_h %}',
+    mem = tables.TemplateColumn('{% load nodes_ui %}{% usage_bar record.mem_percent %}',
                                 verbose_name="Memory")
-    disk = tables.TemplateColumn('{% load nodes_ui %}{% usage_bar record.disk_percent record.maxdisk|bytes_h %}',
+    disk = tables.TemplateColumn('{% load nodes_ui %}{% usage_bar record.disk_percent %}',
                                  verbose_name="Root disk")
     uptime = tables.TemplateColumn('{% load nodes_ui %}{{ record.uptime|duration_h }}', order_by="booted_at",
                                    verbose_name="Uptime")
