@@ -96,3 +96,51 @@ class Snapshot(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class VmidReservation(models.Model):
+    """A vmid held for a guest that an operation is about to create (create, clone, restore), so
+    two requests never pick the same id and a retried operation reuses its own. The row goes when
+    the operation ends; by then Proxmox either has the guest (its nextid skips it) or nothing."""
+
+    cluster = models.ForeignKey("nodes.Cluster", on_delete=models.CASCADE, related_name="vmid_reservations")
+    vmid = models.PositiveIntegerField("VMID")
+    operation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    purpose = models.CharField(max_length=16, blank=True)  # create | clone | restore
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cluster", "vmid"], name="vmid_reservation_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.vmid} ({self.purpose})"
+
+
+class BackupJob(TimeStampedModel):
+    """Mirror of one scheduled backup job of /cluster/backup (Proxmox holds the job and runs it;
+    the portal writes through to Proxmox and re-reads the list)."""
+
+    cluster = models.ForeignKey("nodes.Cluster", on_delete=models.CASCADE, related_name="backup_jobs")
+    job_id = models.CharField("job id", max_length=50)
+    enabled = models.BooleanField(default=True)
+    schedule = models.CharField(max_length=128)
+    storage = models.CharField(max_length=100, blank=True)
+    selection = models.CharField(max_length=8, default="vmid")  # vmid | pool | all
+    vmids = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
+    pool = models.CharField(max_length=100, blank=True)
+    mode = models.CharField(max_length=16, default="snapshot")
+    compress = models.CharField(max_length=8, default="zstd")
+    retention = models.JSONField(default=dict, blank=True)  # {"keep-last": 3, "keep-daily": 7, ...}
+    comment = models.CharField(max_length=512, blank=True)
+    next_run = models.DateTimeField(null=True, blank=True)
+    config = models.JSONField(default=dict, blank=True)  # the job as Proxmox returned it
+
+    class Meta:
+        ordering = ["cluster", "job_id"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "job_id"], name="backup_job_unique_id")]
+
+    def __str__(self) -> str:
+        return self.job_id
+
+    def get_absolute_url(self) -> str:
+        return reverse("guests:backupjob_edit", kwargs={"pk": self.pk})
