@@ -21,6 +21,11 @@ Public helpers (all take the cluster; the ones that change state take `cluster.l
     stop_guest(cluster, guest, user, *, skiplock=False, via_ha=True) -> upid    (qmstop / vzstop / hastop)
     shutdown_guest(cluster, guest, user, *, timeout=None, force_stop=False, via_ha=True) -> upid
     guest_task(cluster, guest, user, type, worker, *, lock=None, lock_in_task=False) -> upid
+    ha_configured(cluster, guest) / ha_add(cluster, guest, state)
+    purge_references(cluster, guest, purge, log)       pools/ACL/firewall; with purge backup jobs + HA
+
+Shared route bodies (ctx = request context, p = validated params), used by qemu.py and lxc.py:
+    update_config, destroy, clone, template, resize, move_disk, snapshot_create/_rollback/_delete/_list.
 
 Workers follow the tasks.py rule: sleep/checkpoint before applying effects, release locks in finally.
 """
@@ -998,10 +1003,6 @@ def update_config(ctx, guest: Guest, p: dict, *, log: Callable[[str], None] | No
         skiplock = bool(p.get("skiplock"))
         if not (in_task and guest.lock == "config"):
             check_lock(guest, skiplock)
-        if guest.type == "lxc" and guest.status == "running":
-            for key in values:
-                if key in ("rootfs",) or (key.startswith("mp") and new_disk_spec(values[key]) is None):
-                    pass
         to_destroy: list[str] = []
         for key in deletes:
             if key not in guest.config:
