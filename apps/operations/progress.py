@@ -21,6 +21,8 @@ _VZDUMP = re.compile(r"^INFO:\s+(\d{1,3})%\s")
 _PAREN_PERCENT = re.compile(r"\((\d{1,3}(?:\.\d+)?)\s*(?:/100)?%\)")
 # `migration active, transferred 1.1 GiB of 4.0 GiB VM-state, 112.0 MiB/s`
 _TRANSFERRED_OF = re.compile(rf"transferred\s+{_NUM_UNIT}\s+of\s+{_NUM_UNIT}", re.IGNORECASE)
+# `progress 40% (read 1717986918 bytes, duration 3 sec)` (qmrestore of a vma archive)
+_RESTORE = re.compile(r"^progress\s+(\d{1,3})%\s+\(read")
 # `migration status: active (transferred 123456, remaining 789, total 1000000)` (older qemu-server)
 _TRANSFERRED_TOTAL = re.compile(r"transferred\s+(\d+),\s*remaining\s+\d+,\s*total\s+(\d+)")
 
@@ -58,11 +60,16 @@ def parse_any(line: str) -> float | None:
     return parse_vzdump(line) if line.startswith("INFO:") else parse_transfer(line)
 
 
+def parse_restore(line: str) -> float | None:
+    match = _RESTORE.search(line)
+    return _clamp(float(match.group(1))) if match else parse_any(line)
+
+
 _PARSERS: dict[str, ProgressParser] = {
     "vzdump": parse_vzdump,
     "qmigrate": parse_transfer, "vzmigrate": parse_transfer, "hamigrate": parse_transfer,
     "qmclone": parse_transfer, "vzclone": parse_transfer, "qmmove": parse_transfer,
-    "move_volume": parse_transfer, "qmrestore": parse_any, "vzrestore": parse_any,
+    "move_volume": parse_transfer, "qmrestore": parse_restore, "vzrestore": parse_restore,
 }
 
 
