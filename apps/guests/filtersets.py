@@ -1,6 +1,7 @@
 """One FilterSet per model, shared by the list page and the API."""
 
 import django_filters
+from django import forms
 from django.db.models import Q
 
 from .choices import GuestStatus, GuestType
@@ -13,6 +14,10 @@ def _clusters(request):
     return cluster_list(user=getattr(request, "user", None))
 
 
+# "Any" rather than django-filter's "Unknown" for an unset yes/no filter.
+ANY_YES_NO = forms.Select(choices=[("", "Any"), ("true", "Yes"), ("false", "No")])
+
+
 class GuestFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     cluster = django_filters.ModelChoiceFilter(queryset=_clusters)
@@ -21,7 +26,7 @@ class GuestFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=GuestStatus.choices)
     pool = django_filters.CharFilter()
     tag = django_filters.CharFilter(method="filter_tag", label="Tag")
-    template = django_filters.BooleanFilter()
+    template = django_filters.BooleanFilter(widget=ANY_YES_NO)
     vmid = django_filters.NumberFilter()
 
     class Meta:

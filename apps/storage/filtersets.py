@@ -1,10 +1,15 @@
 """One FilterSet per model, shared by the list pages and the API."""
 
 import django_filters
+from django import forms
 from django.db.models import Q
 
 from .choices import ContentType, StorageStatus
 from .models import Storage, StorageContent
+
+
+# "Any" rather than django-filter's "Unknown" for an unset yes/no filter.
+ANY_YES_NO = forms.Select(choices=[("", "Any"), ("true", "Yes"), ("false", "No")])
 
 
 class StorageFilterSet(django_filters.FilterSet):
@@ -13,7 +18,7 @@ class StorageFilterSet(django_filters.FilterSet):
     node = django_filters.CharFilter(method="filter_node", label="Node")
     type = django_filters.CharFilter(lookup_expr="iexact")
     content = django_filters.ChoiceFilter(choices=ContentType.choices, method="filter_content", label="Content")
-    shared = django_filters.BooleanFilter()
+    shared = django_filters.BooleanFilter(widget=ANY_YES_NO)
     status = django_filters.ChoiceFilter(choices=StorageStatus.choices)
 
     class Meta:
