@@ -42,5 +42,10 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit entries"
         indexes = [models.Index(fields=["target_type", "target_id"])]
 
+    def get_absolute_url(self):
+        from django.urls import reverse
+
+        return reverse("core:auditentry", args=[self.pk])
+
     def __str__(self):
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.result}"

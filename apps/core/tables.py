@@ -4,7 +4,7 @@ from .models import AuditEntry
 
 
 class AuditEntryTable(tables.Table):
-    created = tables.DateTimeColumn(format="Y-m-d H:i:s")
+    created = tables.DateTimeColumn(format="Y-m-d H:i:s", linkify=("core:auditentry", {"pk": tables.A("pk")}))
     result = tables.TemplateColumn(
         '<span class="badge badge-{{ record.result }}">{{ record.get_result_display }}</span>'
     )

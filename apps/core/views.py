@@ -131,6 +131,10 @@ class AuditEntryListView(ObjectListView):
     title = "Audit log"
 
 
+class AuditEntryView(ObjectDetailView):
+    selector = audit_entry_list
+
+
 @login_not_required
 @never_cache
 @require_GET

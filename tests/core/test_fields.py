@@ -62,3 +62,12 @@ def test_wrong_key_is_a_clear_error_and_rotation_works(vault, settings):
         vault.objects.get(pk=obj.pk)
     settings.FIELD_ENCRYPTION_KEY = f"{new},{old}"  # new encrypts, old still decrypts
     assert vault.objects.get(pk=obj.pk).secret == "hunter2"
+
+
+def test_generic_detail_never_shows_encrypted_fields(vault):
+    from apps.core.templatetags.core import model_fields
+
+    obj = vault.objects.create(secret="hunter2")
+    rows = model_fields(obj)
+    assert ("Id", obj.pk) in rows
+    assert all("hunter2" != value for _, value in rows) and all(label != "Secret" for label, _ in rows)

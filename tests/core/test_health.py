@@ -30,14 +30,15 @@ def test_healthz_503_names_what_failed(anon_client, settings, unused_port):
 
 def test_celery_check_fails_without_a_worker(settings):
     # A control exchange no worker listens on: nobody answers the ping.
-    app = Celery("lonely", broker=settings.CELERY_BROKER_URL)
+    # set_as_current=False: a throwaway app must not become the one shared_task binds to
+    app = Celery("lonely", broker=settings.CELERY_BROKER_URL, set_as_current=False)
     app.conf.control_exchange = "nobody-listens-here"
     with pytest.raises(RuntimeError, match="no worker answered"):
         health.check_celery(app, timeout=0.5)
 
 
 def test_celery_check_fails_when_broker_is_down(unused_port):
-    app = Celery("down", broker=f"redis://127.0.0.1:{unused_port}/0")
+    app = Celery("down", broker=f"redis://127.0.0.1:{unused_port}/0", set_as_current=False)
     with pytest.raises(Exception):
         health.check_celery(app, timeout=0.5)
 

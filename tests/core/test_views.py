@@ -84,3 +84,15 @@ def test_list_view_is_scoped(user_client, operator, user):
     audit_log(user=user, action="guests.own_thing", target=None, result="success")
     body = user_client.get("/audit/").content.decode()
     assert "guests.own_thing" in body and "secret.operator_thing" not in body
+
+
+def test_detail_view_renders_fields_and_is_scoped(client, user_client, operator, user):
+    mine = audit_log(user=user, action="guests.guest_stop", target="vm 101", result="failure",
+                     detail={"reason": "locked"})
+    theirs = audit_log(user=operator, action="nodes.cluster_delete", target="lab", result="success")
+    body = client.get(f"/audit/{mine.pk}/").content.decode()
+    assert "<dt>Action</dt><dd>guests.guest_stop</dd>" in body
+    assert "<dt>Result</dt><dd>Failure</dd>" in body
+    assert user_client.get(f"/audit/{mine.pk}/").status_code == 200
+    assert user_client.get(f"/audit/{theirs.pk}/").status_code == 404  # outside the user's scope
+    assert f'href="/audit/{mine.pk}/"' in client.get("/audit/").content.decode()
