@@ -38,6 +38,7 @@ class Guest(TimeStampedModel):
     booted_at = models.DateTimeField(null=True, blank=True)  # stable where uptime is not
     # Per-guest details, read on demand by guests.guest_refresh.
     config = models.JSONField(default=dict, blank=True)
+    config_digest = models.CharField(max_length=64, blank=True)  # Proxmox's digest of `config`, for edits
     task_history = models.JSONField(default=list, blank=True)
     details_synced_at = models.DateTimeField(null=True, blank=True)
     details_error = models.TextField(blank=True)

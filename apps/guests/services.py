@@ -173,10 +173,10 @@ def guest_refresh(*, guest: Guest, client=None) -> None:
     finally:
         if own:
             client.close()
-    config.pop("digest", None)
+    digest = config.pop("digest", "") or ""  # kept beside the config it belongs to: edit forms send it back
     with transaction.atomic():
-        Guest.objects.filter(pk=guest.pk).update(config=config, task_history=tasks[:20], details_error="",
-                                                 details_synced_at=timezone.now())
+        Guest.objects.filter(pk=guest.pk).update(config=config, config_digest=digest, task_history=tasks[:20],
+                                                 details_error="", details_synced_at=timezone.now())
         Snapshot.objects.filter(guest=guest).delete()
         Snapshot.objects.bulk_create(_snapshot_rows(guest, snapshots))
     cache.set(rrd_cache_key(guest.pk), {"fetched": time.time(), "points": points}, RRD_TTL)
