@@ -342,6 +342,10 @@ def run_power(operation, reporter: OperationReporter, *, guest_id: int, action: 
             upid = _start_task(client, guest, action)
             _follow(operation, client, guest, action, upid, reporter)
         _status_update(guest, client)
+        try:  # config, snapshots and task history changed too: the open page shows them at once
+            guest_refresh(guest=guest, client=client)
+        except ProxmoxError as exc:
+            reporter.event(f"Could not re-read the guest's details: {exc}", level="warning")
         return {"status": guest.status}
     finally:
         client.close()
