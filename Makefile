@@ -39,7 +39,7 @@ test: services
 	$(BIN)/pytest
 
 bench: services
-	$(BIN)/pytest tests/bench -s -p no:cacheprovider -o norecursedirs=
+	$(BIN)/pytest tests/bench -s -o norecursedirs= -o "python_files=bench_*.py test_*.py"
 
 e2e: services
 	$(BIN)/pytest tests/e2e
