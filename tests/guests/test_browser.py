@@ -38,6 +38,11 @@ def test_pages_in_a_browser(sim_cluster, celery_worker, operator_page, live_serv
     page.wait_for_selector("#storage-operation .operation-progress")
     page.wait_for_selector(f"#storage-{nfs.pk}-content >> text=rescue.iso", timeout=60_000)
     shot(page, "storage_download_done")
+    # Upload from this computer: browser -> Django -> worker -> Proxmox, then listed.
+    page.set_input_files("#storage-upload-form input[name=file]", files=[
+        {"name": "netboot.iso", "mimeType": "application/octet-stream", "buffer": b"\0" * 3_000_000}])
+    page.click("#storage-upload-form button[type=submit]")
+    page.wait_for_selector(f"#storage-{nfs.pk}-content >> text=netboot.iso", timeout=60_000)
 
     page.goto(f"{live_server.url}/guests/")
     page.wait_for_selector("#object-table")
