@@ -159,11 +159,13 @@ def _finish(operation: Operation, status: str, *, message: str, level: str, erro
         updates["progress"] = 100
     if result is not None:
         updates["result"] = result
-    changed = Operation.objects.filter(pk=operation.pk, status__in=ACTIVE_STATUSES).update(**updates)
-    operation.refresh_from_db()
-    if not changed:
-        return False
-    OperationReporter(operation).event(message, level=level)
+    # Final state and closing event commit together: nobody sees "finished" without its last event.
+    with transaction.atomic():
+        changed = Operation.objects.filter(pk=operation.pk, status__in=ACTIVE_STATUSES).update(**updates)
+        operation.refresh_from_db()
+        if not changed:
+            return False
+        OperationReporter(operation).event(message, level=level)
     transaction.on_commit(lambda: operation_finished.send(sender=Operation, operation=operation))
     return True
 
