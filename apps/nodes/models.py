@@ -87,10 +87,15 @@ class Cluster(TimeStampedModel):
         return (timezone.now() - self.last_sync_at).total_seconds()
 
     @property
+    def stale_after(self) -> float:
+        """Data older than this (seconds) is shown as stale: a few missed idle cycles."""
+        return 3 * self.interval_idle
+
+    @property
     def is_stale(self) -> bool:
-        """Shown data is older than a few idle intervals, or the cluster stopped answering."""
+        """Shown data is older than stale_after, or the cluster stopped answering."""
         age = self.sync_age
-        return self.status != ClusterStatus.OK or age is None or age > 3 * self.interval_idle
+        return self.status != ClusterStatus.OK or age is None or age > self.stale_after
 
     def percent(self, used, total) -> float:
         return round(100.0 * used / total, 1) if total else 0.0

@@ -216,6 +216,8 @@ def _finish(cluster: Cluster, result: CycleResult, failed_status: str | None) ->
         setattr(cluster, name, value)
     if result.watchers and (previous != (cluster.status, cluster.last_error)):
         push_cluster(cluster)
+    elif result.watchers and result.ok:
+        push_sync_age(cluster)  # nothing changed, but watchers should see the data is fresh
 
 
 # -- the nodes handler -------------------------------------------------------------------------
@@ -381,6 +383,12 @@ def render_cluster_fragments(cluster: Cluster, nodes: list[Node] | None = None) 
         parts.append(render_node_row(node))
         parts.append(render_to_string("nodes/partials/node_status.html", {"node": node, "oob": True}))
     return "\n".join(parts)
+
+
+def push_sync_age(cluster: Cluster) -> None:
+    """Only the "synced … ago" stamps of the card and the detail page (a few hundred bytes)."""
+    html = render_to_string("nodes/partials/cluster_synced.html", {"cluster": cluster})
+    live.push(cluster.live_group, html=html)
 
 
 def push_cluster(cluster: Cluster, nodes: list[Node] | None = None, structure: bool = False) -> None:

@@ -32,6 +32,20 @@ def test_open_page_counts_as_watcher_and_receives_changes(asgi_server, client, c
         assert 'data-node="pve3" data-status="offline"' in html
         assert "node-row-" in html
         assert sim.token_secret not in html
+        # A cycle where nothing changed pushes only the fresh "synced ... ago" stamps.
+        sim.admin("POST", "/time-scale", scale=0.001)  # freeze usage so nothing moves
+        try:
+            sync.run_cycle(cluster.pk)
+            sync.run_cycle(cluster.pk)
+        finally:
+            sim.admin("POST", "/time-scale", scale=20)
+        messages = []
+        try:
+            while True:
+                messages.append(ws.recv(timeout=2))
+        except TimeoutError:
+            pass
+        assert f'id="cluster-synced-{cluster.pk}"' in messages[-1] and "cluster-card" not in messages[-1]
         cluster.refresh_from_db()
         # Watched: the next cycle comes after the active interval, not the idle one.
         assert (cluster.next_sync_at - cluster.last_sync_at).total_seconds() == pytest.approx(5, abs=1)

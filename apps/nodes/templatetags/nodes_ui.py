@@ -61,12 +61,18 @@ def duration_h(seconds):
 
 
 @register.simple_tag
-def age(when):
-    """A relative time that the page keeps counting (data-since, see nodes/partials/assets.html)."""
+def age(when, stale_after=None, id_prefix=None, pk=None, oob=False):
+    """A relative time that the page keeps counting (data-since, see nodes/partials/assets.html);
+    past `stale_after` seconds it turns amber, so a stopped sync shows even without a push."""
+    id = f"{id_prefix}-{pk}" if id_prefix else None
     if when is None:
-        return format_html('<span class="muted">never</span>')
+        return format_html('<span class="muted"{}>never</span>', format_html(' id="{}"', id) if id else "")
     seconds = int((timezone.now() - when).total_seconds())
-    return format_html('<time class="age" datetime="{}" data-since="{}">{} ago</time>',
+    return format_html('<time class="age{}"{}{}{} datetime="{}" data-since="{}">{} ago</time>',
+                       " stale-age" if stale_after and seconds > stale_after else "",
+                       format_html(' id="{}"', id) if id else "",
+                       format_html(' data-stale-after="{}"', int(stale_after)) if stale_after else "",
+                       ' hx-swap-oob="true"' if oob else "",
                        when.isoformat(), int(when.timestamp()), duration_h(max(seconds, 0)))
 
 
