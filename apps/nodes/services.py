@@ -180,6 +180,8 @@ def cluster_update(*, cluster: Cluster, user, request=None, **changes) -> Cluste
     (same errors as cluster_probe, nothing saved on failure). An empty token_secret keeps the old one."""
     if not changes.get("token_secret"):
         changes.pop("token_secret", None)
+    if "name" in changes and not changes["name"]:
+        changes.pop("name")  # an empty name keeps the current one
     if "name" in changes and changes["name"] != cluster.name:
         _check_name(changes["name"], exclude_pk=cluster.pk)
     connection = {f: changes.get(f, getattr(cluster, f)) for f in CONNECTION_FIELDS}

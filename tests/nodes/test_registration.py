@@ -154,3 +154,14 @@ def test_form_shows_connection_failures_on_the_field(client, sim, overrides, fie
     form = response.context["form"]
     assert any(text in e for e in form.errors[field]), form.errors
     assert not Cluster.objects.exists()
+
+
+def test_edit_form_keeps_secret_and_name_when_left_empty(client, cluster, sim):
+    data = {**cluster_values(sim), "name": "", "token_secret": "", "sync_interval_active": "3"}
+    response = client.post(f"/clusters/{cluster.pk}/edit/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    cluster.refresh_from_db()
+    assert cluster.name == "demo" and cluster.token_secret == sim.token_secret
+    assert cluster.sync_interval_active == 3
+    page = client.get(f"/clusters/{cluster.pk}/edit/").content.decode()
+    assert sim.token_secret not in page
