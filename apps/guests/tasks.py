@@ -6,6 +6,7 @@ from apps.operations.services import run_operation
 from apps.proxmox import ProxmoxError
 
 from . import services
+from .actions import backups, migrate  # noqa: F401  (registers their Celery tasks)
 from .models import Guest
 
 

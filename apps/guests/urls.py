@@ -1,5 +1,5 @@
 # UI routes, mounted at the site root by datacenter/urls.py.
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -11,4 +11,6 @@ urlpatterns = [
     path("guests/<int:pk>/", views.GuestDetailView.as_view(), name="guest"),
     path("guests/<int:pk>/details/", views.GuestDetailsView.as_view(), name="guest_details"),
     path("guests/<int:pk>/power/", views.GuestPowerView.as_view(), name="guest_power"),
+    path("", include("apps.guests.actions.backups")),
+    path("", include("apps.guests.actions.migrate")),
 ]

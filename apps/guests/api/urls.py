@@ -1,6 +1,7 @@
 # API routes, mounted at /api/v1/ by datacenter/urls.py.
 from rest_framework.routers import SimpleRouter
 
+from ..actions import backups, migrate
 from .views import GuestViewSet, SnapshotViewSet
 
 app_name = "guests-api"
@@ -8,4 +9,4 @@ app_name = "guests-api"
 router = SimpleRouter()
 router.register("guests", GuestViewSet, basename="guest")
 router.register("snapshots", SnapshotViewSet, basename="snapshot")
-urlpatterns = router.urls
+urlpatterns = router.urls + backups.api_urlpatterns + migrate.api_urlpatterns
