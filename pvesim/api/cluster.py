@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 from ..errors import ApiError
 from ..params import P, parse_props
 from ..router import Result, api
-from ..scenario import is_disk_key, parse_size
+from ..scenario import parse_size
 from ..state import Cluster, Guest, Node
 
 RRD_STEP = 10  # pvestatd refreshes status every 10 s: values change in steps, not per request
@@ -20,16 +21,32 @@ def _wave(seed: int, period: float = 300.0) -> float:
     return 0.5 + 0.5 * math.sin(t / period + seed)
 
 
+_DISK_KEY = re.compile(r"(scsi|virtio|sata|ide|efidisk|tpmstate)\d+|rootfs")
+_size_cache: dict[str, int] = {}
+
+
+def _disk_value_size(value: str) -> int:
+    """Size of one disk config value ('ceph-rbd:vm-100-disk-0,size=32G'), memoized by the string."""
+    size = _size_cache.get(value)
+    if size is None:
+        text = parse_props(value).get("size")
+        size = parse_size(text) if text else 0
+        if len(_size_cache) > 200_000:
+            _size_cache.clear()
+        _size_cache[value] = size
+    return size
+
+
 def guest_disk_size(guest: Guest) -> int:
     """maxdisk: the root disk for CTs, the boot disk (first disk) for VMs."""
-    keys = ["rootfs"] if guest.type == "lxc" else sorted(k for k in guest.config if is_disk_key(k) and not k.startswith("unused"))
+    keys = ["rootfs"] if guest.type == "lxc" else sorted(k for k in guest.config if _DISK_KEY.fullmatch(k))
     for key in keys:
         value = str(guest.config.get(key, ""))
-        if "media=cdrom" in value or "cloudinit" in value:
+        if not value or "media=cdrom" in value or "cloudinit" in value:
             continue
-        size = parse_props(value).get("size")
+        size = _disk_value_size(value)
         if size:
-            return parse_size(size)
+            return size
     return 0
 
 
@@ -45,7 +62,7 @@ def guest_usage(cluster: Cluster, guest: Guest) -> dict:
             "netout": uptime * 25_000 + guest.vmid, "diskread": uptime * 90_000, "diskwrite": uptime * 60_000}
 
 
-def guest_resource(cluster: Cluster, guest: Guest) -> dict:
+def guest_resource(cluster: Cluster, guest: Guest, pools: dict[int, str] | None = None) -> dict:
     node = cluster.nodes[guest.node]
     usage = guest_usage(cluster, guest)
     status = guest.qmpstatus if guest.type == "qemu" else guest.status
@@ -64,7 +81,7 @@ def guest_resource(cluster: Cluster, guest: Guest) -> dict:
         item["lock"] = guest.lock
     if guest.config.get("tags"):
         item["tags"] = guest.config["tags"]
-    pool = pool_of(cluster, guest.vmid)
+    pool = pools.get(guest.vmid) if pools is not None else pool_of(cluster, guest.vmid)
     if pool:
         item["pool"] = pool
     hastate = cluster.ha.service_state(f"{'vm' if guest.type == 'qemu' else 'ct'}:{guest.vmid}") if cluster.ha else None
@@ -80,20 +97,21 @@ def pool_of(cluster: Cluster, vmid: int) -> str | None:
     return None
 
 
-def node_usage(cluster: Cluster, node: Node) -> dict:
-    running = [g for g in cluster.guests.values() if g.node == node.name and g.status == "running"]
+def node_usage(cluster: Cluster, node: Node, running: list[Guest] | None = None) -> dict:
+    if running is None:
+        running = [g for g in cluster.guests.values() if g.node == node.name and g.status == "running"]
     cpu = min(1.0, node.base_load + sum(g.cpu_load * g.maxcpu() for g in running) / max(node.maxcpu, 1) * 0.5)
     mem = int(4 * 1024 ** 3 + sum(g.maxmem() * g.mem_fraction for g in running))
     return {"cpu": round(cpu * (0.9 + 0.2 * _wave(node.nodeid)), 4), "mem": min(mem, node.maxmem),
             "disk": int(node.maxdisk * 0.18)}
 
 
-def node_resource(cluster: Cluster, node: Node, stats: bool = True) -> dict:
+def node_resource(cluster: Cluster, node: Node, stats: bool = True, running: list[Guest] | None = None) -> dict:
     item = {"id": f"node/{node.name}", "type": "node", "node": node.name,
             "status": "online" if node.online else "offline", "level": node.level, "cgroup-mode": 2}
     if stats and node.online:
         item.update({"maxcpu": node.maxcpu, "maxmem": node.maxmem, "maxdisk": node.maxdisk, "uptime": node.uptime,
-                     **node_usage(cluster, node)})
+                     **node_usage(cluster, node, running)})
     elif stats:
         item.update({"maxcpu": node.maxcpu, "maxmem": node.maxmem, "maxdisk": node.maxdisk})
     hastate = cluster.ha.node_state(node.name) if cluster.ha else None
@@ -102,8 +120,9 @@ def node_resource(cluster: Cluster, node: Node, stats: bool = True) -> dict:
     return item
 
 
-def storage_resource(cluster: Cluster, storage, node: Node) -> dict:
-    used = cluster.storage_used(storage.storage, None if storage.shared else node.name)
+def storage_resource(cluster: Cluster, storage, node: Node, used_map: dict | None = None) -> dict:
+    key = (storage.storage, None if storage.shared else node.name)
+    used = used_map.get(key, 0) if used_map is not None else cluster.storage_used(*key)
     return {"id": f"storage/{node.name}/{storage.storage}", "type": "storage", "storage": storage.storage,
             "node": node.name, "plugintype": storage.type, "status": "available" if node.online else "unknown",
             "shared": 1 if storage.shared else 0, "content": ",".join(storage.content),
@@ -117,19 +136,30 @@ def resources(ctx, p):
     out = []
     with cluster.lock:
         if kind in (None, "node"):
+            running: dict[str, list[Guest]] = {}
+            for guest in cluster.guests.values():
+                if guest.status == "running":
+                    running.setdefault(guest.node, []).append(guest)
             for node in cluster.nodes.values():
-                out.append(node_resource(cluster, node, stats=ctx.has(f"/nodes/{node.name}", "Sys.Audit")))
+                out.append(node_resource(cluster, node, stats=ctx.has(f"/nodes/{node.name}", "Sys.Audit"),
+                                         running=running.get(node.name, [])))
         if kind in (None, "vm"):
+            pools = {vmid: poolid for poolid, pool in cluster.pools.items() for vmid in pool["vms"]}
             for guest in cluster.guests.values():
                 if ctx.has(f"/vms/{guest.vmid}", "VM.Audit"):
-                    out.append(guest_resource(cluster, guest))
+                    out.append(guest_resource(cluster, guest, pools))
         if kind in (None, "storage"):
+            used_map: dict = {}
+            for vol in cluster.volumes.values():  # one pass instead of one per storage and node
+                st = cluster.storages.get(vol.storage)
+                key = (vol.storage, None if st is None or st.shared else vol.node)
+                used_map[key] = used_map.get(key, 0) + vol.size
             for storage in cluster.storages.values():
                 if not ctx.has(f"/storage/{storage.storage}", "Datastore.Audit"):
                     continue
                 for node in cluster.nodes.values():
                     if storage.on_node(node.name):
-                        out.append(storage_resource(cluster, storage, node))
+                        out.append(storage_resource(cluster, storage, node, used_map))
         if kind is None:
             for poolid, pool in cluster.pools.items():
                 if ctx.has(f"/pool/{poolid}", "Pool.Audit"):
