@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from ..errors import ApiError, TaskError
-from ..params import P, PropString
+from ..params import P, PropString, parse_props
 from ..router import api
 from . import guests as G
 from .guests import DURATION
@@ -67,10 +67,8 @@ def ct_create(ctx, p):
     if "unique" in p and not p.get("restore"):
         raise ApiError(400, "Parameter verification failed.", {"unique": "missing property - 'restore' is required"})
     if p.get("restore"):
-        restore = G.restore_hook()
-        if restore is None:
-            raise ApiError(501, "restore not available")
-        return restore(ctx, p, "lxc")
+        from .backup import restore_guest  # backup.py loads after this module (api/__init__ order)
+        return restore_guest(ctx, p, "lxc")
     G.check_vm_allocate(ctx, vmid, pool)
     G.check_pool(cluster, pool)
     unprivileged = p.get("unprivileged", 1)  # PVE creates unprivileged CTs unless told otherwise
@@ -435,7 +433,7 @@ def ct_interfaces(ctx, p):
         out = [{"name": "lo", "hwaddr": "00:00:00:00:00:00", "hardware-address": "00:00:00:00:00:00",
                 "inet": "127.0.0.1/8", "inet6": "::1/128"}]
         for key in sorted((k for k in guest.config if re.fullmatch(r"net\d+", k)), key=lambda k: int(k[3:])):
-            net = G.parse_props(str(guest.config[key]))
+            net = parse_props(str(guest.config[key]))
             mac = net.get("hwaddr", "").lower()
             ip = net.get("ip", "dhcp")
             if ip in ("dhcp", "manual"):

@@ -10,8 +10,9 @@ import time
 import uuid
 
 from ..errors import ApiError, TaskError
-from ..params import P, PropString
+from ..params import P, PropString, parse_props
 from ..router import api
+from ..scenario import is_disk_key
 from . import guests as G
 from .guests import DURATION
 
@@ -100,20 +101,18 @@ def vm_create(ctx, p):
                                                                   if flag != "live-restore" else "missing property - 'archive' is required"})
     if "archive" in p:
         conflicts = {k: "option conflicts with option 'archive'" for k in p
-                     if G.is_disk_key(k) and not k.startswith("unused") and k != "archive"}
+                     if is_disk_key(k) and not k.startswith("unused") and k != "archive"}
         if conflicts:
             raise ApiError(400, "Parameter verification failed.", conflicts)
-        restore = G.restore_hook()
-        if restore is None:
-            raise ApiError(501, "restore not available")
-        return restore(ctx, p, "qemu")
+        from .backup import restore_guest  # backup.py loads after this module (api/__init__ order)
+        return restore_guest(ctx, p, "qemu")
     G.check_vm_allocate(ctx, vmid, pool)
     G.check_pool(cluster, pool)
     if p.get("ha-managed"):
         ctx.check("/", "Sys.Console")
     config = G.cdrom_alias({k: v for k, v in p.items() if k not in CREATE_ONLY})
     G.check_config_perms(ctx, vmid, config)
-    disks = {k: str(v) for k, v in config.items() if G.is_disk_key(k)}
+    disks = {k: str(v) for k, v in config.items() if is_disk_key(k)}
     G.check_disk_storages(ctx, node, "qemu", disks)
     with cluster.lock:
         G.check_vmid_free(cluster, vmid, "qemu")
@@ -163,7 +162,7 @@ def vm_create(ctx, p):
 def _default_boot(conf: dict) -> str:
     """PVE's default boot order: first disk, first cdrom, first NIC."""
     order = []
-    disks = [k for k in sorted(conf, key=_disk_sort) if G.is_disk_key(k) and not k.startswith(("unused", "efidisk", "tpmstate"))]
+    disks = [k for k in sorted(conf, key=_disk_sort) if is_disk_key(k) and not k.startswith(("unused", "efidisk", "tpmstate"))]
     disk = next((k for k in disks if not G.is_cdrom(conf[k])), None)
     cdrom = next((k for k in disks if G.is_cdrom(conf[k]) and "cloudinit" not in str(conf[k])), None)
     net = next((k for k in sorted(conf) if k.startswith("net") and k[3:].isdigit()), None)
@@ -540,7 +539,7 @@ def vm_agent_interfaces(ctx, p):
     ctx.check(f"/vms/{p['vmid']}", "VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted", any=True)
     with ctx.cluster.lock:
         guest = _vm(ctx, p)
-        agent = G.parse_props(str(guest.config.get("agent", "0")), default_key="enabled").get("enabled", "0")
+        agent = parse_props(str(guest.config.get("agent", "0")), default_key="enabled").get("enabled", "0")
         if agent not in ("1", "on", "yes", "true"):
             raise ApiError(500, "No QEMU guest agent configured")
         if guest.status != "running":
@@ -555,7 +554,7 @@ def vm_agent_interfaces(ctx, p):
             n = int(key[3:])
             net = G.QEMU_NET.parse(str(guest.config[key]))
             mac = str(net.get("macaddr", "")).lower()
-            ipconf = G.parse_props(str(guest.config.get(f"ipconfig{n}", "ip=dhcp")))
+            ipconf = parse_props(str(guest.config.get(f"ipconfig{n}", "ip=dhcp")))
             ip = ipconf.get("ip", "dhcp")
             addr, prefix = (ip.split("/") if "/" in ip else (f"10.{20 + n}.{guest.vmid // 250 % 250}.{guest.vmid % 250 + 2}", "24"))
             result.append({"name": f"ens{18 + n}", "hardware-address": mac, "statistics": _stats(guest.uptime),
