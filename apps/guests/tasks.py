@@ -7,6 +7,7 @@ from apps.proxmox import ProxmoxError
 
 from . import services
 from .actions import backups, migrate  # noqa: F401  (registers their Celery tasks)
+from .actions import clone, config, snapshots  # noqa: F401  (registers their Celery tasks)
 from .models import Guest
 
 

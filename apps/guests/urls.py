@@ -13,4 +13,7 @@ urlpatterns = [
     path("guests/<int:pk>/power/", views.GuestPowerView.as_view(), name="guest_power"),
     path("", include("apps.guests.actions.backups")),
     path("", include("apps.guests.actions.migrate")),
+    path("", include("apps.guests.actions.config")),
+    path("", include("apps.guests.actions.snapshots")),
+    path("", include("apps.guests.actions.clone")),
 ]

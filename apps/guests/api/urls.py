@@ -2,6 +2,8 @@
 from rest_framework.routers import SimpleRouter
 
 from ..actions import backups, migrate
+from ..actions import clone, snapshots
+from ..actions import config as config_actions
 from .views import GuestViewSet, SnapshotViewSet
 
 app_name = "guests-api"
@@ -10,3 +12,4 @@ router = SimpleRouter()
 router.register("guests", GuestViewSet, basename="guest")
 router.register("snapshots", SnapshotViewSet, basename="snapshot")
 urlpatterns = router.urls + backups.api_urlpatterns + migrate.api_urlpatterns
+urlpatterns += config_actions.api_urlpatterns + snapshots.api_urlpatterns + clone.api_urlpatterns

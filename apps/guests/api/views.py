@@ -73,6 +73,13 @@ class GuestViewSet(ScopedReadOnlyModelViewSet):
     suspend = _power_action(PowerAction.SUSPEND)
     resume = _power_action(PowerAction.RESUME)
 
+    @extend_schema(summary="Delete the guest (202 with the operation; ?purge=1 also drops HA/backup-job entries)",
+                   responses={202: OperationSerializer})
+    def destroy(self, request, pk=None):
+        from ..actions.clone import delete_response  # the delete lives with clone/template
+
+        return delete_response(request, self.get_object(), request.query_params or request.data)
+
     @extend_schema(request=BulkPowerSerializer, responses={202: BulkResult})
     @action(detail=False, methods=["post"])
     def bulk(self, request):

@@ -1,0 +1,834 @@
+"""Change a guest's configuration: cores, memory, disks (add, grow), network cards, cloud-init,
+tags, description, protection, start on boot; with Proxmox's digest for optimistic locking.
+
+How the edit form gets a fresh config + digest: opening /guests/<pk>/config/ queues the guest's
+targeted refresh (guests.guest_refresh: config incl. digest, snapshots, tasks) and the page polls
+our database (never Proxmox) until that read has landed, then renders the form from it with the
+digest in a hidden field. Every action's worker re-reads the guest the same way when it ends.
+
+How a save runs: the config PUT is synchronous in Proxmox, so the service sends it in the request
+with the digest; a conflict or a refused value comes back at once (form banner / API 409 or 400
+with Proxmox's exact message) and nothing is queued. Disk resizes are Proxmox tasks: they and the
+re-read run as the operation's steps in the worker. Resize-only saves send the digest with the
+first resize instead.
+
+Also home of the small helpers the other action modules of this package share (snapshots, clone).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
+
+from celery import shared_task
+from django import forms
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import path
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views import View
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core import live
+from apps.core.models import AuditResult
+from apps.core.scoping import is_operator
+from apps.core.services import audit_log
+from apps.operations.api.serializers import OperationSerializer
+from apps.operations.clients import client_for
+from apps.operations.live import progress_context
+from apps.operations.models import Operation
+from apps.operations.services import OperationReporter, follow_upid, operation_create, run_operation
+from apps.proxmox import ProxmoxError, ProxmoxTaskError, ProxmoxUnreachable, ProxmoxValidationError
+
+from .. import config as guest_config
+from .. import services
+from ..choices import GuestType
+from ..models import Guest
+from ..selectors import guest_get
+
+GiB = 1024**3
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": GiB, "T": 1024**4}
+
+# -- shared by the action modules ----------------------------------------------------------------
+
+
+class ActionRefused(Exception):
+    """Proxmox refused a synchronous call: `message` in the user's words with Proxmox's text at the
+    end, `proxmox_message` the exact text, `status` the HTTP answer the API gives (409 / 502)."""
+
+    def __init__(self, message: str, *, proxmox_message: str = "", status: int = 409):
+        super().__init__(message)
+        self.message, self.proxmox_message, self.status = message, proxmox_message, status
+
+
+class ConfigConflict(ActionRefused):
+    """The digest no longer matches: someone else changed the guest since the form was opened."""
+
+
+CONFLICT_TEXT = "Someone else changed this guest since you opened the form: reload to see their change."
+_DIGEST_RE = re.compile(r"detected modified configuration|digest", re.IGNORECASE)
+# Reasons the power actions' explain_error does not know, in the user's words.
+_MORE_REASONS = [
+    (re.compile(r"protection mode enabled"),
+     "protection is on; turn it off in the guest's settings first"),
+    (re.compile(r"used in HA resources and purge parameter not set"),
+     "it is managed by HA; ask to purge its HA and backup-job entries too"),
+    (re.compile(r"is running - destroy failed|container is running"), "it is running; stop it first"),
+    (re.compile(r"contains snapshots"), "it has snapshots; delete them first"),
+    (re.compile(r"convert a (VM|CT) to template if"), "it is running; shut it down first"),
+    (re.compile(r"template to a template"), "it is already a template"),
+    (re.compile(r"shrinking disks is not supported"), "disks can only grow"),
+    (re.compile(r"not enough free space on storage '(?P<s>[^']+)'"), "storage {s} is full"),
+    (re.compile(r"snapshot name '(?P<n>[^']+)' already used"), "a snapshot named {n} already exists"),
+    (re.compile(r"snapshot '(?P<n>[^']+)' does not exist"), "snapshot {n} does not exist (any more)"),
+    (re.compile(r"snapshot feature is not available"), "one of its disks is on storage without snapshots"),
+    (re.compile(r"Linked clone feature is not supported"), "its storage cannot make linked clones; use a full clone"),
+    (re.compile(r"uses local storage"), "its disks are on local storage, so it can only be cloned on its own node"),
+    (re.compile(r"config file already exists|already exists"), "that VMID is already used"),
+]
+
+
+def explain(verb: str, guest: Guest, exc: ProxmoxError) -> str:
+    """`Could not <verb> VM 100 (web-01): <reason in words>. Proxmox said: <exact message>`."""
+    text = exc.message or str(exc)
+    if not isinstance(exc, ProxmoxUnreachable) and not re.search(r"is locked|no quorum", text):
+        for pattern, reason in _MORE_REASONS:
+            match = pattern.search(text)
+            if match:
+                return f"Could not {verb} {guest.kind} {guest}: {reason.format(**match.groupdict())}. " \
+                       f"Proxmox said: {text}"
+    return services.explain_error(verb, guest, exc)
+
+
+def require_operator(user, guest: Guest) -> None:
+    if not is_operator(user):
+        raise PermissionDenied("only operators may change guests until tenancy exists")
+    if guest.node_id is None:
+        raise ValidationError({"node": [f"the node of {guest} is not known yet; wait for the next sync"]})
+
+
+def start_task(client, guest: Guest, verb: str, method: str, path: str, **params):
+    """Call Proxmox for `guest`; a refusal raises GuestActionError in the user's words."""
+    try:
+        return client.request(method, path, **params)
+    except ProxmoxError as exc:
+        raise services.GuestActionError(explain(verb, guest, exc), status=exc.status) from exc
+
+
+def follow(operation, client, guest: Guest, verb: str, upid: str, reporter, **kwargs) -> None:
+    try:
+        follow_upid(operation, client, guest.node.name, upid, reporter=reporter, **kwargs)
+    except ProxmoxTaskError as exc:
+        raise services.GuestActionError(explain(verb, guest, exc), status=exc.status) from exc
+
+
+def refresh_after(guest: Guest, client, reporter: OperationReporter) -> None:
+    """Targeted re-read of this guest (config + digest, snapshots, tasks, status) after an action,
+    then push its snapshot tree to the open pages (`guest-<pk>`)."""
+    try:
+        services._status_update(guest, client)
+        services.guest_refresh(guest=guest, client=client)
+    except ProxmoxError as exc:
+        reporter.event(f"Could not re-read the guest from Proxmox: {exc}", level="warning")
+        return
+    push_snapshot_tree(guest.pk)
+
+
+def push_snapshot_tree(guest_id: int) -> None:
+    from .snapshots import snapshot_tree_context  # the tree lives with the snapshot actions
+
+    guest = Guest.objects.select_related("node", "cluster").filter(pk=guest_id).first()
+    if guest is None:
+        return
+    html = render_to_string("guests/snapshots/tree.html", {**snapshot_tree_context(guest), "oob": True})
+    live.push(f"guest-{guest_id}", html=html, data={"type": "guest.snapshots", "id": guest_id})
+
+
+def guest_or_404(request, pk) -> Guest:
+    guest = guest_get(user=request.user, pk=pk)
+    if guest is None:
+        raise Http404("No such guest.")
+    return guest
+
+
+def partial(request, template: str, context: dict, status_code: int = 200):
+    response = render(request, template, context, status=status_code)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def error_text(exc: ValidationError) -> str:
+    return "; ".join(f"{k}: {m}" if k != "__all__" else m for k, msgs in exc.message_dict.items() for m in msgs)
+
+
+def accepted(request, operation: Operation) -> Response:
+    return Response(OperationSerializer(operation, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+def refused(exc: ActionRefused) -> Response:
+    return Response({"detail": exc.message, "proxmox_message": exc.proxmox_message}, status=exc.status)
+
+
+def audit(request, action: str, guest: Guest, operation: Operation | None = None, result=AuditResult.ACCEPTED,
+          **detail) -> None:
+    if operation is not None:
+        detail["operation"] = str(operation.pk)
+    audit_log(user=request.user, action=action, target=guest, result=result, request=request, detail=detail or None)
+
+
+# -- reading the config ----------------------------------------------------------------------------
+
+
+def size_bytes(text: str) -> int:
+    """PVE sizes: `32G`, `512M`, `1.5T`, plain bytes."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)", str(text or "").strip())
+    return int(float(match.group(1)) * _UNITS[match.group(2)]) if match else 0
+
+
+def resizable_disks(guest: Guest) -> list[dict]:
+    """Disks that can grow: not CD-ROMs, cloud-init drives, EFI vars or TPM state."""
+    rows = []
+    for disk in guest_config.disks(guest.config or {}, guest.type):
+        if disk["media"] == "cdrom" or "cloudinit" in disk["volume"] or disk["key"].startswith(("efidisk", "tpmstate")):
+            continue
+        disk["bytes"] = size_bytes(disk["size"])
+        disk["gib"] = math.ceil(disk["bytes"] / GiB) if disk["bytes"] else 0
+        rows.append(disk)
+    return rows
+
+
+def _tags(value) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        value = ";".join(str(v) for v in value)
+    return [t for t in re.split(r"[;,\s]+", str(value or "")) if t]
+
+
+def _ipconfig(guest: Guest) -> tuple[str, str]:
+    """(ip, gateway) as the form shows them: from ipconfig0 (VM) or net0's ip/gw (CT)."""
+    config = guest.config or {}
+    if guest.type == GuestType.QEMU:
+        props = guest_config.parse_property_string(config.get("ipconfig0", ""), "ip") if config.get("ipconfig0") else {}
+    else:
+        props = guest_config.parse_property_string(config.get("net0", ""), "name") if config.get("net0") else {}
+    return props.get("ip", ""), props.get("gw", "")
+
+
+def set_props(value: str, updates: dict[str, str | None]) -> str:
+    """Change keys of a property string in place (None removes one), keeping the others and their order."""
+    parts, seen = [], set()
+    for part in str(value).split(","):
+        key, sep, _ = part.partition("=")
+        if sep and key in updates:
+            seen.add(key)
+            if updates[key] is not None:
+                parts.append(f"{key}={updates[key]}")
+            continue
+        parts.append(part)
+    parts += [f"{k}={v}" for k, v in updates.items() if k not in seen and v is not None]
+    return ",".join(p for p in parts if p)
+
+
+# -- validation and the change plan ---------------------------------------------------------------
+
+TAG_RE = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$", re.IGNORECASE)
+USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+BRIDGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
+MOUNT_RE = re.compile(r"^/[^,\s]*$")
+LIMITS = {"cores": (1, 512), "memory": (16, 4 * 1024 * 1024), "swap": (0, 4 * 1024 * 1024)}
+MAX_DISK_GIB = 128 * 1024
+
+
+def validate_ssh_keys(text: str) -> list[str]:
+    """One OpenSSH public key per line; raises ValueError naming the bad line."""
+    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+    keys = [line.strip() for line in str(text).splitlines() if line.strip() and not line.strip().startswith("#")]
+    for n, key in enumerate(keys, 1):
+        try:
+            load_ssh_public_key(key.encode())
+        except Exception:
+            raise ValueError(f"line {n} is not an OpenSSH public key (expected e.g. 'ssh-ed25519 AAAA... "
+                             f"user@host'): {key[:40]}") from None
+    return keys
+
+
+def _cidr(text: str) -> ipaddress.IPv4Interface:
+    if "/" not in text:
+        raise ValueError("give the address with its prefix length, e.g. 10.0.0.5/24, or 'dhcp'")
+    try:
+        return ipaddress.IPv4Interface(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not an IPv4 address with prefix length (e.g. 10.0.0.5/24)") from None
+
+
+@dataclass
+class ConfigPlan:
+    params: dict = field(default_factory=dict)  # keys to set with the PUT
+    delete: list[str] = field(default_factory=list)  # keys to clear with the PUT
+    resizes: list[tuple[str, str]] = field(default_factory=list)  # (disk, "64G"): tasks, after the PUT
+    summary: list[str] = field(default_factory=list)  # what the PUT changes, in words
+    resize_summary: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.params or self.delete or self.resizes)
+
+
+def _free_key(config: dict, prefix: str, limit: int, taken: set[str]) -> str | None:
+    for n in range(limit):
+        key = f"{prefix}{n}"
+        if key not in config and key not in taken:
+            return key
+    return None
+
+
+def plan_changes(guest: Guest, changes: dict) -> ConfigPlan:
+    """Compare `changes` (the API shape, see GuestConfigSerializer) with the guest's cached config and
+    return what to send. Unchanged values are left out. Raises ValidationError with every field's
+    reason (keys like `memory`, `resize.scsi0`, `nets.net0.vlan`, `add_disks.0.size`)."""
+    from apps.storage.models import Storage
+
+    config = dict(guest.config or {})
+    qemu = guest.type == GuestType.QEMU
+    plan, errors = ConfigPlan(), {}
+
+    def err(key, message):
+        errors.setdefault(key, []).append(message)
+
+    def put(key, value, words):
+        plan.params[key] = value
+        plan.summary.append(words)
+
+    for key in ("cores", "memory", "swap"):
+        if changes.get(key) is None:
+            continue
+        if key == "swap" and qemu:
+            err("swap", "VMs have no swap setting; only containers do")
+            continue
+        low, high = LIMITS[key]
+        value = int(changes[key])
+        if not low <= value <= high:
+            unit = " MiB" if key != "cores" else ""
+            err(key, f"must be between {low}{unit} and {high}{unit}")
+        elif str(value) != str(config.get(key, "")).split("=")[-1]:
+            put(key, value, f"{key} {config.get(key, '-')} → {value}")
+    if changes.get("description") is not None:
+        text = str(changes["description"])
+        if len(text) > 8192:
+            err("description", "may be at most 8192 characters")
+        elif text.strip() != str(config.get("description", "")).strip():
+            if text.strip():
+                put("description", text, "description changed")
+            else:
+                plan.delete.append("description")
+                plan.summary.append("description cleared")
+    if changes.get("tags") is not None:
+        tags = _tags(changes["tags"])
+        bad = [t for t in tags if not TAG_RE.match(t)]
+        if bad:
+            err("tags", f"invalid tag '{bad[0]}': letters, digits and _ - + . only, not starting with - + .")
+        elif sorted(tags) != sorted(_tags(config.get("tags"))):
+            if tags:
+                put("tags", ";".join(tags), f"tags → {', '.join(tags)}")
+            else:
+                plan.delete.append("tags")
+                plan.summary.append("tags cleared")
+    for key, words in (("protection", "protection"), ("onboot", "start on boot")):
+        if changes.get(key) is not None and bool(changes[key]) != (str(config.get(key, "0")) == "1"):
+            put(key, 1 if changes[key] else 0, f"{words} {'on' if changes[key] else 'off'}")
+
+    # cloud-init (VMs) / IP of the first NIC (CTs)
+    for key in ("ciuser", "sshkeys"):
+        if changes.get(key) is not None and not qemu and str(changes[key]).strip():
+            err(key, "containers have no cloud-init; set SSH keys and users inside the container")
+    if qemu and changes.get("ciuser") is not None:
+        user = str(changes["ciuser"]).strip()
+        if user and not USER_RE.match(user):
+            err("ciuser", "a user name: lowercase letters, digits, _ and -, starting with a letter or _ (max 32)")
+        elif user != config.get("ciuser", ""):
+            if user:
+                put("ciuser", user, f"cloud-init user → {user}")
+            else:
+                plan.delete.append("ciuser")
+                plan.summary.append("cloud-init user cleared")
+    if qemu and changes.get("sshkeys") is not None:
+        try:
+            keys = validate_ssh_keys(changes["sshkeys"])
+        except ValueError as exc:
+            err("sshkeys", str(exc))
+        else:
+            current = [k.strip() for k in unquote(config.get("sshkeys", "")).splitlines() if k.strip()]
+            if keys != current:
+                if keys:
+                    # PVE wants the keys URL-encoded (pve-semantics §3.2), one per line.
+                    put("sshkeys", quote("\n".join(keys) + "\n", safe=""), f"SSH keys → {len(keys)} key(s)")
+                else:
+                    plan.delete.append("sshkeys")
+                    plan.summary.append("SSH keys cleared")
+    if changes.get("ip") is not None or changes.get("gateway") is not None:
+        cur_ip, cur_gw = _ipconfig(guest)
+        ip = str(changes.get("ip") if changes.get("ip") is not None else cur_ip).strip()
+        gw = str(changes.get("gateway") if changes.get("gateway") is not None else cur_gw).strip()
+        net = None
+        if ip and ip != "dhcp":
+            try:
+                net = _cidr(ip)
+            except ValueError as exc:
+                err("ip", str(exc))
+        if gw:
+            if not ip or ip == "dhcp":
+                err("gateway", "a gateway needs a static IP address")
+            else:
+                try:
+                    gw_addr = ipaddress.IPv4Address(gw)
+                    if net is not None and gw_addr not in net.network:
+                        err("gateway", f"{gw} is not inside {net.network}")
+                except ValueError:
+                    err("gateway", f"'{gw}' is not an IPv4 address")
+        if "ip" not in errors and "gateway" not in errors and (ip, gw) != (cur_ip, cur_gw):
+            if qemu:
+                if ip:
+                    value = "ip=dhcp" if ip == "dhcp" else f"ip={ip}" + (f",gw={gw}" if gw else "")
+                    put("ipconfig0", value, f"IP → {ip}{' via ' + gw if gw else ''}")
+                else:
+                    plan.delete.append("ipconfig0")
+                    plan.summary.append("IP configuration cleared")
+            elif "net0" not in config:
+                err("ip", "the container has no network card net0 to put the address on")
+            else:
+                put("net0", set_props(config["net0"], {"ip": ip or "dhcp", "gw": gw or None}),
+                    f"IP → {ip or 'dhcp'}{' via ' + gw if gw else ''}")
+
+    # disks
+    disks = {d["key"]: d for d in resizable_disks(guest)}
+    for key, gib in (changes.get("resize") or {}).items():
+        disk = disks.get(key)
+        if disk is None:
+            err(f"resize.{key}", f"{guest.kind} has no disk {key} that can be resized")
+            continue
+        gib = int(gib)
+        if gib * GiB < disk["bytes"]:
+            err(f"resize.{key}", f"disks can only grow: {key} is {disk['size']} now; give at least {disk['gib']} GiB")
+        elif gib > MAX_DISK_GIB:
+            err(f"resize.{key}", f"at most {MAX_DISK_GIB} GiB")
+        elif gib * GiB > disk["bytes"]:
+            plan.resizes.append((key, f"{gib}G"))
+            plan.resize_summary.append(f"{key} {disk['size']} → {gib}G")
+    taken: set[str] = set()
+    storages = Storage.objects.filter(cluster_id=guest.cluster_id, nodes__contains=[guest.node.name],
+                                      content__contains=["images" if qemu else "rootdir"])
+    storage_ids = set(storages.values_list("storage", flat=True))
+    for i, disk in enumerate(changes.get("add_disks") or []):
+        storage, size = str(disk.get("storage") or ""), disk.get("size")
+        if storage not in storage_ids:
+            err(f"add_disks.{i}.storage", f"'{storage}' is not a storage for {'disk images' if qemu else 'container volumes'} "
+                f"on node {guest.node.name}; one of: {', '.join(sorted(storage_ids)) or 'none'}")
+        if size is None or not 1 <= int(size) <= MAX_DISK_GIB:
+            err(f"add_disks.{i}.size", f"give a size between 1 and {MAX_DISK_GIB} GiB")
+        mountpoint = str(disk.get("mountpoint") or "").strip()
+        if not qemu and not MOUNT_RE.match(mountpoint or "-"):
+            err(f"add_disks.{i}.mountpoint", "give the path inside the container, e.g. /data")
+        key = _free_key(config, "scsi" if qemu else "mp", 31 if qemu else 256, taken)
+        if key is None:
+            err(f"add_disks.{i}.storage", "no free disk slot left")
+        if any(k.startswith(f"add_disks.{i}.") for k in errors) or key is None:
+            continue
+        taken.add(key)
+        value = f"{storage}:{int(size)}" + ("" if qemu else f",mp={mountpoint}")
+        put(key, value, f"new disk {key}: {int(size)} GiB on {storage}")
+
+    # network cards
+    nets = {n["key"]: n for n in guest_config.networks(config, guest.type)}
+    removed = [str(k) for k in changes.get("remove_nets") or []]
+    for key in removed:
+        if key not in nets:
+            err("remove_nets", f"{guest.kind} has no network card {key}")
+        else:
+            plan.delete.append(key)
+            plan.summary.append(f"network card {key} removed")
+
+    def check_nic(prefix: str, nic: dict) -> dict | None:
+        out = {}
+        if "bridge" in nic:
+            bridge = str(nic.get("bridge") or "").strip()
+            if not BRIDGE_RE.match(bridge):
+                err(f"{prefix}.bridge", "give a bridge name such as vmbr0")
+            out["bridge"] = bridge
+        if "vlan" in nic:
+            vlan = nic.get("vlan")
+            if vlan not in (None, "") and not 1 <= int(vlan) <= 4094:
+                err(f"{prefix}.vlan", "a VLAN tag is between 1 and 4094 (empty for none)")
+            out["tag"] = str(int(vlan)) if vlan not in (None, "") else None
+        if "firewall" in nic and nic["firewall"] is not None:
+            out["firewall"] = "1" if nic["firewall"] else None
+        return None if any(k.startswith(prefix + ".") for k in errors) else out
+
+    for key, nic in (changes.get("nets") or {}).items():
+        if key in removed:
+            continue
+        if key not in nets:
+            err(f"nets.{key}", f"{guest.kind} has no network card {key}")
+            continue
+        updates = check_nic(f"nets.{key}", nic)
+        if not updates:
+            continue
+        current = guest_config.parse_property_string(config[key], "model")
+        wanted = {k: v for k, v in updates.items() if (current.get(k) or None) != v}
+        if wanted:
+            put(key, set_props(config[key], wanted), f"network card {key} → " +
+                ", ".join(f"{'vlan' if k == 'tag' else k} {v if v is not None else 'off'}" for k, v in wanted.items()))
+    for i, nic in enumerate(changes.get("add_nets") or []):
+        updates = check_nic(f"add_nets.{i}", {"bridge": nic.get("bridge"), "vlan": nic.get("vlan"),
+                                               "firewall": nic.get("firewall", False)})
+        key = _free_key(config, "net", 32, taken)
+        if updates is None or key is None:
+            if key is None:
+                err(f"add_nets.{i}.bridge", "no free network card slot left")
+            continue
+        taken.add(key)
+        extra = ",".join(f"{k}={v}" for k, v in (("tag", updates["tag"]), ("firewall", updates["firewall"])) if v)
+        if qemu:
+            value = f"virtio,bridge={updates['bridge']}"  # Proxmox generates the MAC
+        else:
+            value = f"name=eth{key[3:]},bridge={updates['bridge']},ip=dhcp,type=veth"
+        put(key, value + (f",{extra}" if extra else ""), f"new network card {key} on {updates['bridge']}")
+    if errors:
+        raise ValidationError(errors)
+    return plan
+
+
+# -- the service and its worker -------------------------------------------------------------------
+
+
+def guest_config_update(*, guest: Guest, user, changes: dict) -> Operation:
+    """Apply `changes` to `guest`: the config PUT (with `changes['digest']` when given) is sent now,
+    synchronously like Proxmox; disk resizes (tasks) and the re-read run as operation
+    `guest.config`. Guarantees: invalid input raises ValidationError (field map) before anything
+    reaches Proxmox; a changed digest raises ConfigConflict with Proxmox's message; any other refusal
+    raises ActionRefused; in those cases nothing changed and nothing is queued."""
+    require_operator(user, guest)
+    plan = plan_changes(guest, changes)
+    if not plan:
+        raise ValidationError({"__all__": ["nothing to change: every value is what the guest already has"]})
+    digest = (changes.get("digest") or "").strip() or None
+    if plan.params or plan.delete:
+        client = client_for(guest.cluster_id)
+        try:
+            client.put(f"{guest.api_path}/config", digest=digest, delete=",".join(plan.delete) or None,
+                       **plan.params)
+        except ProxmoxValidationError as exc:
+            raise ValidationError({k: [f"Proxmox refused it: {v}"] for k, v in exc.errors.items()}
+                                  or {"__all__": [f"Proxmox refused it: {exc}"]}) from exc
+        except ProxmoxError as exc:
+            if digest and _DIGEST_RE.search(exc.message):
+                raise ConfigConflict(f"{CONFLICT_TEXT} Proxmox said: {exc.message}",
+                                     proxmox_message=exc.message) from exc
+            raise ActionRefused(explain("change", guest, exc), proxmox_message=exc.message,
+                                status=502 if isinstance(exc, ProxmoxUnreachable) else 409) from exc
+        finally:
+            client.close()
+        digest = None  # the PUT changed the digest; the resizes follow our own change
+    operation = operation_create(
+        kind="guest.config", user=user, task_name="guests.guest_config", target=guest, cluster_id=guest.cluster_id,
+        title=f"Change {guest.kind} {guest}",
+        kwargs={"guest_id": guest.pk, "resizes": plan.resizes, "digest": digest,
+                "saved": bool(plan.params or plan.delete)})
+    if plan.params or plan.delete:
+        OperationReporter(operation).event("Configuration saved in Proxmox: " + "; ".join(plan.summary), progress=10)
+    return operation
+
+
+def run_config(operation, reporter: OperationReporter, *, guest_id: int, resizes: list, digest: str | None = None,
+               saved: bool = False) -> dict:
+    """Worker side: each disk resize as a Proxmox task (grow only), then the targeted re-read."""
+    guest = Guest.objects.select_related("node", "cluster").get(pk=guest_id)
+    client = client_for(guest.cluster_id)
+    try:
+        start, span = (10, 80) if saved else (0, 90)
+        for i, (disk, size) in enumerate(resizes):
+            low, high = start + span * i / len(resizes), start + span * (i + 1) / len(resizes)
+            reporter.event(f"Growing disk {disk} to {size}", progress=low)
+            upid = start_task(client, guest, f"grow disk {disk} of", "PUT", f"{guest.api_path}/resize",
+                              disk=disk, size=size, digest=digest if i == 0 else None)
+            follow(operation, client, guest, f"grow disk {disk} of", upid, reporter, progress_range=(low, high))
+        reporter.event("Re-reading the configuration from Proxmox", progress=95)
+        refresh_after(guest, client, reporter)
+        return {"resized": [d for d, _ in resizes]}
+    finally:
+        client.close()
+
+
+@shared_task(name="guests.guest_config")
+def guest_config_task(operation_id: str, **kwargs) -> None:
+    run_operation(operation_id, lambda op, reporter: run_config(op, reporter, **kwargs))
+
+
+# -- form and views ---------------------------------------------------------------------------------
+
+FRESH_SECONDS = 3  # a read this recent is good enough to edit from (no new read queued)
+WAIT_SECONDS = 30  # how long the page waits for the read before saying Proxmox did not answer
+
+
+def _key(api_key: str) -> str:
+    return api_key.replace(".", "_")
+
+
+class GuestConfigForm(forms.Form):
+    """Fields built from the guest's config; `changes()` gives the API-shaped dict for the service."""
+
+    digest = forms.CharField(widget=forms.HiddenInput, required=False)
+    cores = forms.IntegerField(label="CPU cores", min_value=1)
+    memory = forms.IntegerField(label="Memory (MiB)", min_value=1)
+    onboot = forms.BooleanField(label="Start on boot", required=False)
+    protection = forms.BooleanField(label="Protection (no delete, no disk removal)", required=False)
+    tags = forms.CharField(required=False, help_text="Separated by spaces, commas or semicolons.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args, guest: Guest, storages: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.guest = guest
+        config = guest.config or {}
+        qemu = guest.type == GuestType.QEMU
+        f = self.fields
+        initial = {"digest": guest.config_digest, "cores": config.get("cores", 1),
+                   "memory": str(config.get("memory", 512)).split("=")[-1],
+                   "onboot": str(config.get("onboot", 0)) == "1", "protection": str(config.get("protection", 0)) == "1",
+                   "tags": " ".join(_tags(config.get("tags"))), "description": config.get("description", "")}
+        if not qemu:
+            f["swap"] = forms.IntegerField(label="Swap (MiB)", min_value=0)
+            initial["swap"] = config.get("swap", 512)
+        ip, gw = _ipconfig(guest)
+        if qemu:
+            f["ciuser"] = forms.CharField(label="User", required=False)
+            f["sshkeys"] = forms.CharField(label="SSH public keys", required=False, help_text="One per line.",
+                                           widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}))
+            initial.update(ciuser=config.get("ciuser", ""), sshkeys=unquote(config.get("sshkeys", "")).strip())
+        f["ip"] = forms.CharField(label="IPv4 address", required=False, help_text="dhcp, or an address with prefix: 10.0.0.5/24")
+        f["gateway"] = forms.CharField(label="Gateway", required=False)
+        initial.update(ip=ip, gateway=gw)
+        self.disk_rows = resizable_disks(guest)
+        for disk in self.disk_rows:
+            name = _key(f"resize.{disk['key']}")
+            f[name] = forms.IntegerField(label=f"{disk['key']} size (GiB)", min_value=1)
+            initial[name] = disk["gib"]
+            disk["field"] = name
+        choices = [("", "— no new disk —")] + [(s, s) for s in storages]
+        f["add_disks_0_storage"] = forms.ChoiceField(label="Storage", choices=choices, required=False)
+        f["add_disks_0_size"] = forms.IntegerField(label="Size (GiB)", min_value=1, required=False)
+        if not qemu:
+            f["add_disks_0_mountpoint"] = forms.CharField(label="Mount point", required=False)
+        self.net_rows = guest_config.networks(config, guest.type)
+        for nic in self.net_rows:
+            base = _key(f"nets.{nic['key']}")
+            f[f"{base}_bridge"] = forms.CharField(label="Bridge")
+            f[f"{base}_vlan"] = forms.IntegerField(label="VLAN", required=False)
+            f[f"{base}_firewall"] = forms.BooleanField(label="Firewall", required=False)
+            f[f"{base}_remove"] = forms.BooleanField(label="Remove", required=False)
+            initial.update({f"{base}_bridge": nic["bridge"], f"{base}_vlan": nic["vlan"] or None,
+                            f"{base}_firewall": nic["firewall"]})
+            nic["base"] = base
+        f["add_nets_0_bridge"] = forms.CharField(label="Bridge", required=False, help_text="Empty: no new card.")
+        f["add_nets_0_vlan"] = forms.IntegerField(label="VLAN", required=False)
+        f["add_nets_0_firewall"] = forms.BooleanField(label="Firewall", required=False)
+        if not self.is_bound:
+            self.initial = initial
+
+    def disk_fields(self) -> list[tuple[dict, forms.BoundField]]:
+        return [(disk, self[disk["field"]]) for disk in self.disk_rows]
+
+    def net_fields(self) -> list[tuple[dict, list[forms.BoundField]]]:
+        return [(nic, [self[f"{nic['base']}_{s}"] for s in ("bridge", "vlan", "firewall", "remove")])
+                for nic in self.net_rows]
+
+    def changes(self) -> dict:
+        d = self.cleaned_data
+        out = {k: d.get(k) for k in ("digest", "cores", "memory", "swap", "description", "tags", "onboot",
+                                      "protection", "ciuser", "sshkeys", "ip", "gateway") if k in self.fields}
+        out["resize"] = {disk["key"]: d[disk["field"]] for disk in self.disk_rows if d.get(disk["field"])}
+        if d.get("add_disks_0_storage") or d.get("add_disks_0_size"):
+            out["add_disks"] = [{"storage": d.get("add_disks_0_storage"), "size": d.get("add_disks_0_size"),
+                                 "mountpoint": d.get("add_disks_0_mountpoint", "")}]
+        out["nets"], out["remove_nets"] = {}, []
+        for nic in self.net_rows:
+            base = nic["base"]
+            if d.get(f"{base}_remove"):
+                out["remove_nets"].append(nic["key"])
+            else:
+                out["nets"][nic["key"]] = {"bridge": d.get(f"{base}_bridge"), "vlan": d.get(f"{base}_vlan"),
+                                           "firewall": d.get(f"{base}_firewall")}
+        if d.get("add_nets_0_bridge"):
+            out["add_nets"] = [{"bridge": d["add_nets_0_bridge"], "vlan": d.get("add_nets_0_vlan"),
+                                "firewall": d.get("add_nets_0_firewall")}]
+        return out
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        for key, messages in exc.message_dict.items():
+            name = _key(key)
+            if key == "remove_nets" or name not in self.fields:
+                name = None
+            for message in messages:
+                self.add_error(name, message)
+
+
+def _storages_for(guest: Guest) -> list[str]:
+    from apps.storage.models import Storage
+
+    if guest.node_id is None:
+        return []
+    return sorted(set(Storage.objects.filter(
+        cluster_id=guest.cluster_id, nodes__contains=[guest.node.name],
+        content__contains=["images" if guest.type == GuestType.QEMU else "rootdir"]).values_list("storage", flat=True)))
+
+
+def _form_context(guest: Guest, form: GuestConfigForm, **extra) -> dict:
+    return {"guest": guest, "form": form, **extra}
+
+
+class GuestConfigPageView(LoginRequiredMixin, View):
+    """GET: the edit page; queues a fresh read of the guest unless one just landed."""
+
+    def get(self, request, pk):
+        from .. import tasks
+
+        guest = guest_or_404(request, pk)
+        since = timezone.now()
+        if guest.details_synced_at and (since - guest.details_synced_at).total_seconds() < FRESH_SECONDS:
+            since = guest.details_synced_at
+        elif guest.node_id is not None:
+            transaction.on_commit(lambda: tasks.guest_refresh.delay(guest.pk))
+        return render(request, "guests/config/config.html", {
+            "guest": guest, "object": guest, "since": since.timestamp(), "live_groups": [f"guest-{guest.pk}"]})
+
+
+class GuestConfigFormView(LoginRequiredMixin, View):
+    """GET ?since=<ts>: the form once a read newer than `since` landed, else the waiting block
+    (which asks again). POST: save; answers the progress panel, or the form with its errors."""
+
+    def get(self, request, pk):
+        guest = guest_or_404(request, pk)
+        try:
+            since = float(request.GET.get("since", "0"))
+        except ValueError:
+            since = 0.0
+        synced = guest.details_synced_at.timestamp() if guest.details_synced_at else 0.0
+        waited = timezone.now().timestamp() - since
+        if synced + 0.001 < since:
+            if guest.details_error or waited > WAIT_SECONDS:
+                return partial(request, "guests/config/loading.html", {
+                    "guest": guest, "since": since, "failed": guest.details_error or "Proxmox did not answer in time."})
+            return partial(request, "guests/config/loading.html", {"guest": guest, "since": since})
+        form = GuestConfigForm(guest=guest, storages=_storages_for(guest))
+        return partial(request, "guests/config/form.html", _form_context(guest, form))
+
+    def post(self, request, pk):
+        guest = guest_or_404(request, pk)
+        form = GuestConfigForm(request.POST, guest=guest, storages=_storages_for(guest))
+        if form.is_valid():
+            try:
+                operation = guest_config_update(guest=guest, user=request.user, changes=form.changes())
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            except PermissionDenied as exc:
+                audit(request, "guests.guest_config", guest, result=AuditResult.DENIED)
+                return partial(request, "guests/config/form.html", _form_context(guest, form, refused=str(exc)))
+            except ConfigConflict as exc:
+                audit(request, "guests.guest_config", guest, result=AuditResult.FAILURE, error=exc.message)
+                return partial(request, "guests/config/form.html", _form_context(
+                    guest, form, conflict=exc.proxmox_message, conflict_text=CONFLICT_TEXT))
+            except ActionRefused as exc:
+                audit(request, "guests.guest_config", guest, result=AuditResult.FAILURE, error=exc.message)
+                return partial(request, "guests/config/form.html", _form_context(guest, form, refused=exc.message))
+            else:
+                audit(request, "guests.guest_config", guest, operation)
+                return partial(request, "guests/config/saved.html", {"guest": guest, **progress_context(operation)})
+        return partial(request, "guests/config/form.html", _form_context(guest, form))
+
+
+urlpatterns = [
+    path("guests/<int:pk>/config/", GuestConfigPageView.as_view(), name="guest_config"),
+    path("guests/<int:pk>/config/form/", GuestConfigFormView.as_view(), name="guest_config_form"),
+]
+
+
+# -- API ----------------------------------------------------------------------------------------------
+
+
+class _NicSerializer(serializers.Serializer):
+    bridge = serializers.CharField(required=False)
+    vlan = serializers.IntegerField(required=False, allow_null=True)
+    firewall = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class _NewDiskSerializer(serializers.Serializer):
+    storage = serializers.CharField()
+    size = serializers.IntegerField(help_text="GiB")
+    mountpoint = serializers.CharField(required=False, allow_blank=True, help_text="containers: path inside")
+
+
+class GuestConfigSerializer(serializers.Serializer):
+    """Every field is optional; values equal to the current ones are ignored."""
+
+    digest = serializers.CharField(required=False, allow_blank=True,
+                                   help_text="`digest` from GET: the change is refused (409) if the guest changed since")
+    cores = serializers.IntegerField(required=False)
+    memory = serializers.IntegerField(required=False, help_text="MiB")
+    swap = serializers.IntegerField(required=False, help_text="MiB (containers)")
+    description = serializers.CharField(required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    protection = serializers.BooleanField(required=False, allow_null=True, default=None)
+    onboot = serializers.BooleanField(required=False, allow_null=True, default=None)
+    ciuser = serializers.CharField(required=False, allow_blank=True, help_text="cloud-init user (VMs)")
+    sshkeys = serializers.CharField(required=False, allow_blank=True, help_text="OpenSSH public keys, one per line")
+    ip = serializers.CharField(required=False, allow_blank=True, help_text="'dhcp' or IPv4/prefix (VM: ipconfig0, CT: net0)")
+    gateway = serializers.CharField(required=False, allow_blank=True)
+    resize = serializers.DictField(child=serializers.IntegerField(), required=False,
+                                   help_text="disk -> new size in GiB (grow only), e.g. {\"scsi0\": 64}")
+    add_disks = _NewDiskSerializer(many=True, required=False)
+    nets = serializers.DictField(child=_NicSerializer(), required=False, help_text="net0 -> {bridge, vlan, firewall}")
+    remove_nets = serializers.ListField(child=serializers.CharField(), required=False)
+    add_nets = _NicSerializer(many=True, required=False)
+
+
+class GuestConfigAPIView(APIView):
+    """GET: the guest's config as last read, with its `digest`. PATCH/PUT: change it (202 with the
+    operation; 400 field errors; 409 when the digest no longer matches, with Proxmox's message)."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = GuestConfigSerializer
+
+    def _guest(self, request, pk) -> Guest:
+        return guest_or_404(request, pk)
+
+    def get(self, request, pk):
+        guest = self._guest(request, pk)
+        return Response({"config": guest.config, "digest": guest.config_digest,
+                         "read_at": guest.details_synced_at})
+
+    def patch(self, request, pk):
+        guest = self._guest(request, pk)
+        body = GuestConfigSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            operation = guest_config_update(guest=guest, user=request.user, changes=dict(body.validated_data))
+        except ActionRefused as exc:
+            audit(request, "guests.guest_config", guest, result=AuditResult.FAILURE, error=exc.message)
+            return refused(exc)
+        audit(request, "guests.guest_config", guest, operation)
+        return accepted(request, operation)
+
+    put = patch
+
+
+api_urlpatterns = [
+    path("guests/<int:pk>/config/", GuestConfigAPIView.as_view(), name="guest-config"),
+]
