@@ -30,6 +30,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+import apps.core.api  # noqa: F401  (loads DRF's settings classes before extend_schema below needs them)
 from apps.core.models import AuditResult
 from apps.core.scoping import is_operator
 from apps.core.services import audit_log
