@@ -8,6 +8,7 @@ from apps.proxmox import ProxmoxError
 from . import services
 from .actions import backups, migrate  # noqa: F401  (registers their Celery tasks)
 from .actions import clone, config, snapshots  # noqa: F401  (registers their Celery tasks)
+from .actions.create import guest_create, guest_create_cleanup  # noqa: F401  (registers the tasks)
 from .models import Guest
 
 
