@@ -16,4 +16,5 @@ urlpatterns = [
     path("", include("apps.guests.actions.config")),
     path("", include("apps.guests.actions.snapshots")),
     path("", include("apps.guests.actions.clone")),
+    path("", include("apps.guests.actions.create")),
 ]

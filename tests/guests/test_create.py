@@ -262,3 +262,53 @@ def test_vmids_are_reserved_once_each(inventory, operator, django_capture_on_com
     vmids = [o.task_kwargs["vmid"] for o in ops]
     assert len(set(vmids)) == 5 and min(vmids) >= 105
     assert set(VmidReservation.objects.values_list("vmid", flat=True)) == set(vmids)
+
+
+# -- the wizard (server side; the browser walk is tests/e2e/test_create_wizard.py) --------------------
+
+WIZARD = "/guests/create/vm/"
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+def wizard_post(client, step, nav, **fields):
+    data = {"_step": step, "_nav": nav, "source": "iso", "iso": ISO, "clone": "linked", "name": "wiz-01",
+            "cores": "2", "memory": "2048", "storage": "ceph-rbd", "disk_size": "16", "bridge": "vmbr0",
+            "firewall": "on", "ostype": "l26", "ip_mode": "dhcp", "node": ""}
+    data.update(fields)
+    return client.post(WIZARD, data, **HX)
+
+
+def test_wizard_offers_only_the_inventory(inventory, client, pvesim):
+    before = pvesim.counters()["total"]
+    page = client.get(WIZARD).content.decode()
+    assert ISO in page and "9000 debian-13-cloud" in page  # ISO list and templates from the DB
+    assert 'value="ceph-rbd"' in page and 'value="nfs-store"' not in page  # only storages holding disks
+    assert "Automatic" in page and 'value="pve3"' in page
+    assert pvesim.counters()["total"] == before  # rendering the wizard never asks Proxmox
+
+
+def test_wizard_steps_validate_on_the_server(inventory, client):
+    page = wizard_post(client, "source", "next").content.decode()
+    assert 'data-step="hardware"' in page and 'aria-current="step"' in page
+    page = wizard_post(client, "hardware", "next", memory="8", name="bad name").content.decode()
+    assert "must be between 64" in page and "must be a DNS name" in page
+    assert '<section class="step" data-step="hardware">' in page  # stays on the step with the errors
+    page = wizard_post(client, "cloudinit", "next", cloudinit="on", ssh_keys="ssh-rsa nope").content.decode()
+    assert "line 1: not an OpenSSH public key" in page
+    page = wizard_post(client, "placement", "next").content.decode()
+    assert '<section class="step" data-step="review">' in page and "automatic: most free memory" in page
+    page = wizard_post(client, "review", "back").content.decode()
+    assert '<section class="step" data-step="placement">' in page
+
+
+def test_wizard_submit_queues_the_operation_and_answers_its_progress_panel(inventory, client, celery_worker):
+    response = wizard_post(client, "review", "create", tags="web", start="")
+    page = response.content.decode()
+    operation = Operation.objects.get(kind="guest.create")
+    assert f'id="operation-{operation.pk}"' in page and "ws-connect" in page
+    done = wait_done(operation.pk, "succeeded")
+    assert Guest.objects.get(pk=done.result["guest"]).name == "wiz-01"
+
+
+def test_wizard_is_for_operators(inventory, user_client):
+    assert user_client.get(WIZARD).status_code == 403
