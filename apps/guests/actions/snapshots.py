@@ -14,7 +14,9 @@ from django import forms
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import render
+from django.db import transaction
 from django.urls import path
+from django.utils import timezone
 from django.views import View
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
@@ -27,6 +29,9 @@ from apps.operations.models import Operation
 from apps.operations.clients import client_for
 from apps.operations.services import OperationReporter, operation_create, run_operation
 
+from apps.proxmox import ProxmoxError
+
+from .. import services
 from ..api.serializers import SnapshotSerializer
 from ..choices import GuestType
 from ..models import Guest, Snapshot
@@ -37,6 +42,7 @@ from .config import (
     follow,
     guest_or_404,
     partial,
+    push_snapshot_tree,
     refresh_after,
     require_operator,
     start_task,
@@ -147,6 +153,34 @@ snapshot_rollback_task = shared_task(name="guests.snapshot_rollback")(_task)
 snapshot_delete_task = shared_task(name="guests.snapshot_delete")(_task)
 
 
+@shared_task(name="guests.snapshots_refresh", ignore_result=True)
+def snapshots_refresh_task(guest_id: int) -> None:
+    """Targeted read of one guest for its open snapshot page, then the tree is pushed."""
+    guest = Guest.objects.select_related("node", "cluster").filter(pk=guest_id).first()
+    if guest is None or guest.node_id is None:
+        return
+    client = client_for(guest.cluster_id)
+    try:
+        services.guest_refresh(guest=guest, client=client)
+    except ProxmoxError:
+        pass  # saved on the row (details_error); the tree shows what we had
+    finally:
+        client.close()
+    push_snapshot_tree(guest.pk)
+
+
+def snapshots_refresh_if_stale(guest: Guest) -> bool:
+    """Queue snapshots_refresh when the last read is older than services.DETAILS_INTERVAL."""
+    from apps.nodes import presence
+
+    age = (timezone.now() - guest.details_synced_at).total_seconds() if guest.details_synced_at else None
+    if (age is not None and age < services.DETAILS_INTERVAL) or guest.node_id is None or \
+            not presence.mark_queued("guest-snapshots", guest.pk, 10):
+        return False
+    transaction.on_commit(lambda: snapshots_refresh_task.delay(guest.pk))
+    return True
+
+
 # -- the tree -------------------------------------------------------------------------------------
 
 
@@ -206,6 +240,7 @@ class GuestSnapshotsView(LoginRequiredMixin, View):
 
     def get(self, request, pk):
         guest = guest_or_404(request, pk)
+        snapshots_refresh_if_stale(guest)
         return render(request, "guests/snapshots/snapshots.html", _page_context(request, guest))
 
     def post(self, request, pk):
@@ -270,7 +305,7 @@ urlpatterns = [
 
 
 class SnapshotCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=40)
+    name = serializers.CharField(help_text="pve-configid: a letter, then letters, digits, _ or -; max 40")
     description = serializers.CharField(required=False, allow_blank=True, default="")
     vmstate = serializers.BooleanField(required=False, default=False, help_text="save RAM (running VMs)")
 
