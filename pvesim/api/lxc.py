@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ApiError, TaskError
+from ..errors import ApiError
 from ..params import P, PropString, parse_props
 from ..router import api
 from . import guests as G
@@ -93,61 +93,27 @@ def ct_create(ctx, p):
         if value.startswith("/") and not ctx.is_root:
             raise ApiError(500, "Only root can pass arbitrary filesystem paths.")
     G.check_disk_storages(ctx, node, "lxc", disks)
-    with cluster.lock:
-        G.check_vmid_free(cluster, vmid, "lxc")
-        for key in list(config):
-            if re.fullmatch(r"net\d+", key):
-                config[key] = G.with_mac(cluster, "lxc", str(config[key]))
-        initial = {k: v for k, v in config.items() if k not in disks}
-        initial.setdefault("arch", "amd64")
-        initial.setdefault("ostype", _ostype(template))
-        initial.setdefault("hostname", f"CT{vmid}")
-        initial.setdefault("memory", 512)
-        initial.setdefault("swap", 512)
-        initial["unprivileged"] = unprivileged
-        initial["lock"] = "create"
-        guest = G.new_guest(cluster, vmid=vmid, type_="lxc", node=node, config=initial)
-    start_after = bool(p.get("start"))
+    defaults = {"arch": "amd64", "ostype": _ostype(template), "hostname": f"CT{vmid}", "memory": 512, "swap": 512,
+                "unprivileged": unprivileged}
+    guest = G.register_new_guest(cluster, vmid=vmid, type_="lxc", node=node, config=config, disks=disks,
+                                 defaults=defaults)
     tmpl_vol = cluster.find_volume(template, node)
 
-    def worker(t):
-        created = []
-        try:
-            t.checkpoint()
-            with cluster.lock:
-                G.still_exists(cluster, guest)
-                guest.config.update(disks)
-            created.extend(G.allocate_disks(cluster, guest=guest, keys=list(disks), log=t.log))
-            st = cluster.storages[template.split(":", 1)[0]]
-            path = f"{st.path or '/var/lib/vz'}/template/cache/{template.split('/')[-1]}"
-            t.log(f"extracting archive '{path}'")
-            t.sleep(DURATION["create"] * 0.7)
-            total = (tmpl_vol.size if tmpl_vol else 120 * 1024 ** 2) * 4
-            t.log(f"Total bytes read: {total} ({G.human(total).replace(' ', '')}, 180MiB/s)")
-            t.log(f"Detected container architecture: {guest.config.get('arch', 'amd64')}")
-            if guest.config.get("ostype") not in ("alpine", "unmanaged"):
-                for kind in ("rsa", "ecdsa", "ed25519"):
-                    t.log(f"Creating SSH host key 'ssh_host_{kind}_key' - this may take some time ...")
-                    t.log(f"done: SHA256:{_fake_fp(vmid, kind)} root@{guest.config.get('hostname')}")
-            t.sleep(DURATION["create"] * 0.3)
-            with cluster.lock:
-                G.still_exists(cluster, guest)
-                guest.config.pop("lock", None)
-                G.add_to_pool(cluster, vmid, pool)
-                if p.get("ha-managed"):
-                    G.ha_add(cluster, guest, "started" if start_after else "stopped")
-                cluster.log_event(node, ctx.authid, f"create CT {vmid}")
-        except BaseException:
-            with cluster.lock:
-                for volid in created:
-                    cluster.remove_volume(volid, node)
-                if cluster.guests.get(vmid) is guest:
-                    del cluster.guests[vmid]
-            raise
-        if start_after and not p.get("ha-managed"):
-            G.start_guest(cluster, guest, ctx.authid)
+    def extract(t):
+        st = cluster.storages[template.split(":", 1)[0]]
+        path = f"{st.path or '/var/lib/vz'}/template/cache/{template.split('/')[-1]}"
+        t.log(f"extracting archive '{path}'")
+        t.sleep(DURATION["create"] * 0.7)
+        total = (tmpl_vol.size if tmpl_vol else 120 * 1024 ** 2) * 4
+        t.log(f"Total bytes read: {total} ({G.human(total).replace(' ', '')}, 180MiB/s)")
+        t.log(f"Detected container architecture: {guest.config.get('arch', 'amd64')}")
+        if guest.config.get("ostype") not in ("alpine", "unmanaged"):
+            for kind in ("rsa", "ecdsa", "ed25519"):
+                t.log(f"Creating SSH host key 'ssh_host_{kind}_key' - this may take some time ...")
+                t.log(f"done: SHA256:{_fake_fp(vmid, kind)} root@{guest.config.get('hostname')}")
+        t.sleep(DURATION["create"] * 0.3)
 
-    return cluster.tasks.start(node=node, type="vzcreate", id=vmid, user=ctx.authid, worker=worker)
+    return G.create_task(ctx, guest, p, disks, extract)
 
 
 def _ostype(template: str) -> str:
@@ -185,16 +151,12 @@ def ct_status_index(ctx, p):
 @api.get("/nodes/{node}/lxc/{vmid}/config", params={
     **NODE_VMID, "current": b(), "snapshot": s(format="pve-configid", max_length=40)}, proxyto="node")
 def ct_config(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
-    with ctx.cluster.lock:
-        return G.config_payload(_ct(ctx, p), p.get("snapshot"))
+    return G.with_guest(ctx, p, "lxc", lambda guest: G.config_payload(guest, p.get("snapshot")))
 
 
 @api.get("/nodes/{node}/lxc/{vmid}/pending", params=NODE_VMID, proxyto="node")
 def ct_pending(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
-    with ctx.cluster.lock:
-        return G.pending_payload(_ct(ctx, p))
+    return G.with_guest(ctx, p, "lxc", G.pending_payload)
 
 
 @api.put("/nodes/{node}/lxc/{vmid}/config", params={
@@ -217,19 +179,12 @@ def ct_config_put(ctx, p):
 
 @api.get("/nodes/{node}/lxc/{vmid}/status/current", params=NODE_VMID, proxyto="node")
 def ct_status(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
-    with ctx.cluster.lock:
-        return G.status_payload(ctx.cluster, _ct(ctx, p))
+    return G.with_guest(ctx, p, "lxc", lambda guest: G.status_payload(ctx.cluster, guest))
 
 
 def _power(ctx, p):
     ctx.check(f"/vms/{p['vmid']}", "VM.PowerMgmt")
     return _ct(ctx, p)
-
-
-def _require_running(guest):
-    if guest.status != "running":
-        raise ApiError(500, f"CT {guest.vmid} not running")
 
 
 @api.post("/nodes/{node}/lxc/{vmid}/status/start", params={**NODE_VMID, "debug": b(), "skiplock": b()}, proxyto="node")
@@ -246,7 +201,7 @@ def ct_start(ctx, p):
 def ct_stop(ctx, p):
     guest = _power(ctx, p)
     skiplock = G.check_skiplock(ctx, p)
-    _require_running(guest)
+    G.require_running(guest)
     return G.stop_guest(ctx.cluster, guest, ctx.authid, skiplock=skiplock)
 
 
@@ -254,64 +209,44 @@ def ct_stop(ctx, p):
     **NODE_VMID, "forceStop": b(), "timeout": i(minimum=0)}, proxyto="node")
 def ct_shutdown(ctx, p):
     guest = _power(ctx, p)
-    _require_running(guest)
+    G.require_running(guest)
     return G.shutdown_guest(ctx.cluster, guest, ctx.authid, timeout=p.get("timeout", 60),
                             force_stop=bool(p.get("forceStop")))
-
-
-def _ct_task(ctx, guest, action, seconds, effect):
-    cluster = ctx.cluster
-
-    def worker(t):
-        t.checkpoint()
-        with cluster.lock:
-            G.still_exists(cluster, guest)
-            if guest.lock:
-                raise TaskError(G.locked_message(guest))
-            if guest.status != "running":
-                raise TaskError(f"CT {guest.vmid} not running")
-        t.sleep(seconds)
-        with cluster.lock:
-            G.still_exists(cluster, guest)
-            effect()
-
-    return cluster.tasks.start(node=guest.node, type=G.task_type(guest, action), id=guest.vmid, user=ctx.authid,
-                               worker=worker)
 
 
 @api.post("/nodes/{node}/lxc/{vmid}/status/reboot", params={**NODE_VMID, "timeout": i(minimum=0)}, proxyto="node")
 def ct_reboot(ctx, p):
     cluster = ctx.cluster
     guest = _power(ctx, p)
-    _require_running(guest)
+    G.require_running(guest)
 
     def effect():
         cluster.guest_stopped(guest)
         cluster.guest_started(guest)
 
-    return _ct_task(ctx, guest, "reboot", DURATION["shutdown"] + DURATION["start"], effect)
+    return G.running_guest_task(ctx, guest, "reboot", DURATION["shutdown"] + DURATION["start"], effect)
 
 
 @api.post("/nodes/{node}/lxc/{vmid}/status/suspend", params=NODE_VMID, proxyto="node")
 def ct_suspend(ctx, p):
     guest = _power(ctx, p)
-    _require_running(guest)
+    G.require_running(guest)
 
     def effect():
         guest.qmpstatus = "paused"  # frozen cgroup; the API still reports status running
 
-    return _ct_task(ctx, guest, "suspend", DURATION["suspend"], effect)
+    return G.running_guest_task(ctx, guest, "suspend", DURATION["suspend"], effect)
 
 
 @api.post("/nodes/{node}/lxc/{vmid}/status/resume", params=NODE_VMID, proxyto="node")
 def ct_resume(ctx, p):
     guest = _power(ctx, p)
-    _require_running(guest)
+    G.require_running(guest)
 
     def effect():
         guest.qmpstatus = "running"
 
-    return _ct_task(ctx, guest, "resume", DURATION["resume"], effect)
+    return G.running_guest_task(ctx, guest, "resume", DURATION["resume"], effect)
 
 
 # ---- destroy, clone, template, volumes ---------------------------------------------------------
@@ -360,9 +295,7 @@ def ct_move_volume(ctx, p):
     **NODE_VMID, "feature": P.enum(["snapshot", "clone", "copy"], optional=False),
     "snapname": s(format="pve-configid", max_length=40)}, proxyto="node")
 def ct_feature(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
-    with ctx.cluster.lock:
-        return G.feature(ctx.cluster, _ct(ctx, p), p["feature"], p.get("snapname"))
+    return G.with_guest(ctx, p, "lxc", lambda guest: G.feature(ctx.cluster, guest, p["feature"], p.get("snapname")))
 
 
 # ---- snapshots ---------------------------------------------------------------------------------
@@ -372,9 +305,7 @@ SNAP = {**NODE_VMID, "snapname": s(optional=False, format="pve-configid", max_le
 
 @api.get("/nodes/{node}/lxc/{vmid}/snapshot", params=NODE_VMID, proxyto="node")
 def ct_snapshots(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
-    with ctx.cluster.lock:
-        return G.snapshot_list(_ct(ctx, p))
+    return G.with_guest(ctx, p, "lxc", G.snapshot_list)
 
 
 @api.post("/nodes/{node}/lxc/{vmid}/snapshot", params={**SNAP, "description": s()}, proxyto="node")
@@ -400,28 +331,20 @@ def ct_snapshot_rollback(ctx, p):
 
 @api.get("/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config", params=SNAP, proxyto="node")
 def ct_snapshot_config(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Snapshot", "VM.Snapshot.Rollback", "VM.Audit", any=True)
-    with ctx.cluster.lock:
-        return G.config_payload(_ct(ctx, p), p["snapname"])
+    return G.with_guest(ctx, p, "lxc", lambda guest: G.config_payload(guest, p["snapname"]),
+                        "VM.Snapshot", "VM.Snapshot.Rollback", "VM.Audit")
 
 
 @api.put("/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config", params={**SNAP, "description": s()}, proxyto="node")
 def ct_snapshot_config_put(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Snapshot")
-    with ctx.cluster.lock:
-        snap = G.snapshot_get(_ct(ctx, p), p["snapname"])
-        if "description" in p:
-            snap.description = p["description"]
-    return None
+    return G.with_guest(ctx, p, "lxc", lambda guest: G.snapshot_update(guest, p), "VM.Snapshot")
 
 
 # ---- metrics and interfaces ----------------------------------------------------------------------
 
 @api.get("/nodes/{node}/lxc/{vmid}/rrddata", params=G.rrd_params(), proxyto="node")
 def ct_rrddata(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
-    with ctx.cluster.lock:
-        return G.guest_rrddata(ctx.cluster, _ct(ctx, p), p["timeframe"])
+    return G.with_guest(ctx, p, "lxc", lambda guest: G.guest_rrddata(ctx.cluster, guest, p["timeframe"]))
 
 
 @api.get("/nodes/{node}/lxc/{vmid}/interfaces", params=NODE_VMID, proxyto="node")
@@ -429,7 +352,7 @@ def ct_interfaces(ctx, p):
     ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
     with ctx.cluster.lock:
         guest = _ct(ctx, p)
-        _require_running(guest)
+        G.require_running(guest)
         out = [{"name": "lo", "hwaddr": "00:00:00:00:00:00", "hardware-address": "00:00:00:00:00:00",
                 "inet": "127.0.0.1/8", "inet6": "::1/128"}]
         for key in sorted((k for k in guest.config if re.fullmatch(r"net\d+", k)), key=lambda k: int(k[3:])):

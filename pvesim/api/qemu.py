@@ -97,8 +97,7 @@ def vm_create(ctx, p):
     vmid, node, pool = p["vmid"], p["node"], p.get("pool")
     for flag in ("force", "unique", "live-restore"):
         if flag in p and "archive" not in p:
-            raise ApiError(400, "Parameter verification failed.", {flag: "missing property - 'archive' is required"
-                                                                  if flag != "live-restore" else "missing property - 'archive' is required"})
+            raise ApiError(400, "Parameter verification failed.", {flag: "missing property - 'archive' is required"})
     if "archive" in p:
         conflicts = {k: "option conflicts with option 'archive'" for k in p
                      if is_disk_key(k) and not k.startswith("unused") and k != "archive"}
@@ -114,49 +113,16 @@ def vm_create(ctx, p):
     G.check_config_perms(ctx, vmid, config)
     disks = {k: str(v) for k, v in config.items() if is_disk_key(k)}
     G.check_disk_storages(ctx, node, "qemu", disks)
-    with cluster.lock:
-        G.check_vmid_free(cluster, vmid, "qemu")
-        for key in list(config):
-            if key.startswith("net") and key[3:].isdigit():
-                config[key] = G.with_mac(cluster, "qemu", str(config[key]))
-        initial = {k: v for k, v in config.items() if k not in disks}
-        initial["lock"] = "create"
-        guest = G.new_guest(cluster, vmid=vmid, type_="qemu", node=node, config=initial)
-    start_after = bool(p.get("start"))
+    guest = G.register_new_guest(cluster, vmid=vmid, type_="qemu", node=node, config=config, disks=disks)
 
-    def worker(t):
-        created = []
-        try:
-            t.checkpoint()
-            with cluster.lock:
-                G.still_exists(cluster, guest)
-                guest.config.update(disks)
-            created.extend(G.allocate_disks(cluster, guest=guest, keys=list(disks), log=t.log))
-            t.sleep(DURATION["create"])
-            with cluster.lock:
-                G.still_exists(cluster, guest)
-                conf = guest.config
-                if "boot" not in conf:
-                    conf["boot"] = _default_boot(conf)
-                conf.setdefault("smbios1", G.smbios_uuid())
-                conf.setdefault("vmgenid", str(uuid.uuid4()))
-                conf.setdefault("meta", G.meta_line())
-                conf.pop("lock", None)
-                G.add_to_pool(cluster, vmid, pool)
-                if p.get("ha-managed"):
-                    G.ha_add(cluster, guest, "started" if start_after else "stopped")
-                cluster.log_event(node, ctx.authid, f"create VM {vmid}")
-        except BaseException:
-            with cluster.lock:
-                for volid in created:
-                    cluster.remove_volume(volid, node)
-                if cluster.guests.get(vmid) is guest:
-                    del cluster.guests[vmid]
-            raise
-        if start_after and not p.get("ha-managed"):
-            G.start_guest(cluster, guest, ctx.authid)
+    def finish(conf):
+        if "boot" not in conf:
+            conf["boot"] = _default_boot(conf)
+        conf.setdefault("smbios1", G.smbios_uuid())
+        conf.setdefault("vmgenid", str(uuid.uuid4()))
+        conf.setdefault("meta", G.meta_line())
 
-    return cluster.tasks.start(node=node, type="qmcreate", id=vmid, user=ctx.authid, worker=worker)
+    return G.create_task(ctx, guest, p, disks, lambda t: t.sleep(DURATION["create"]), finish)
 
 
 def _default_boot(conf: dict) -> str:
@@ -198,16 +164,12 @@ def vm_status_index(ctx, p):
 @api.get("/nodes/{node}/qemu/{vmid}/config", params={
     **NODE_VMID, "current": b(), "snapshot": s(format="pve-configid", max_length=40)}, proxyto="node")
 def vm_config(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
-    with ctx.cluster.lock:
-        return G.config_payload(_vm(ctx, p), p.get("snapshot"))
+    return G.with_guest(ctx, p, "qemu", lambda guest: G.config_payload(guest, p.get("snapshot")))
 
 
 @api.get("/nodes/{node}/qemu/{vmid}/pending", params=NODE_VMID, proxyto="node")
 def vm_pending(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
-    with ctx.cluster.lock:
-        return G.pending_payload(_vm(ctx, p))
+    return G.with_guest(ctx, p, "qemu", G.pending_payload)
 
 
 CONFIG_PARAMS = {**NODE_VMID, **OPTIONS, "delete": s(format="pve-configid-list"), "digest": DIGEST,
@@ -276,18 +238,12 @@ def vm_unlink(ctx, p):
 
 @api.get("/nodes/{node}/qemu/{vmid}/status/current", params=NODE_VMID, proxyto="node")
 def vm_status(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
-    with ctx.cluster.lock:
-        return G.status_payload(ctx.cluster, _vm(ctx, p))
+    return G.with_guest(ctx, p, "qemu", lambda guest: G.status_payload(ctx.cluster, guest))
 
 
 def _power(ctx, p):
     ctx.check(f"/vms/{p['vmid']}", "VM.PowerMgmt")
     return _vm(ctx, p)
-
-
-def _not_running(guest):
-    raise ApiError(500, f"VM {guest.vmid} not running")
 
 
 @api.post("/nodes/{node}/qemu/{vmid}/status/start", params={
@@ -325,54 +281,32 @@ def vm_shutdown(ctx, p):
                             skiplock=skiplock)
 
 
-def _simple_task(ctx, guest, action, seconds, effect, skiplock=False):
-    cluster = ctx.cluster
-
-    def worker(t):
-        t.checkpoint()
-        with cluster.lock:
-            G.still_exists(cluster, guest)
-            if guest.lock and not skiplock:
-                raise TaskError(G.locked_message(guest))
-            if guest.status != "running":
-                raise TaskError(f"VM {guest.vmid} not running")
-        t.sleep(seconds)
-        with cluster.lock:
-            G.still_exists(cluster, guest)
-            effect(t)
-
-    return cluster.tasks.start(node=guest.node, type=G.task_type(guest, action), id=guest.vmid, user=ctx.authid,
-                               worker=worker)
-
-
 @api.post("/nodes/{node}/qemu/{vmid}/status/reboot", params={**NODE_VMID, "timeout": i(minimum=0)}, proxyto="node")
 def vm_reboot(ctx, p):
     cluster = ctx.cluster
     guest = _power(ctx, p)
-    if guest.status != "running":
-        _not_running(guest)
+    G.require_running(guest)
     if guest.qmpstatus == "paused":
         raise ApiError(500, "VM is paused - cannot shutdown")
 
-    def effect(t):
+    def effect():
         cluster.guest_stopped(guest)
         cluster.guest_started(guest)
 
-    return _simple_task(ctx, guest, "reboot", DURATION["shutdown"] + DURATION["start"], effect)
+    return G.running_guest_task(ctx, guest, "reboot", DURATION["shutdown"] + DURATION["start"], effect)
 
 
 @api.post("/nodes/{node}/qemu/{vmid}/status/reset", params={**NODE_VMID, "skiplock": b()}, proxyto="node")
 def vm_reset(ctx, p):
     guest = _power(ctx, p)
     skiplock = G.check_skiplock(ctx, p)
-    if guest.status != "running":
-        _not_running(guest)
+    G.require_running(guest)
 
-    def effect(t):
+    def effect():
         guest.started_at = time.time()
         guest.qmpstatus = "running"
 
-    return _simple_task(ctx, guest, "reset", DURATION["reset"], effect, skiplock)
+    return G.running_guest_task(ctx, guest, "reset", DURATION["reset"], effect, skiplock)
 
 
 @api.post("/nodes/{node}/qemu/{vmid}/status/suspend", params={
@@ -383,12 +317,11 @@ def vm_suspend(ctx, p):
     skiplock = G.check_skiplock(ctx, p)
     if "statestorage" in p and not p.get("todisk"):
         raise ApiError(400, "Parameter verification failed.", {"statestorage": "missing property - 'todisk' is required"})
-    if guest.status != "running":
-        _not_running(guest)
+    G.require_running(guest)
     if not p.get("todisk"):
-        def pause(t):
+        def pause():
             guest.qmpstatus = "paused"
-        return _simple_task(ctx, guest, "pause", DURATION["suspend"], pause, skiplock)
+        return G.running_guest_task(ctx, guest, "pause", DURATION["suspend"], pause, skiplock)
     ctx.check(f"/vms/{guest.vmid}", "VM.Config.Disk")
     volumes = [v for k, v in G.guest_volumes(guest, include_snapshots=False) if k != "vmstate"]
     storage = p.get("statestorage") or str(guest.config.get("vmstatestorage") or (volumes[0].split(":")[0] if volumes else "local"))
@@ -418,13 +351,12 @@ def vm_resume(ctx, p):
     skiplock = G.check_skiplock(ctx, p)
     if guest.lock == "suspended" and guest.status != "running":
         return G.start_guest(cluster, guest, ctx.authid, skiplock=skiplock)
-    if guest.status != "running":
-        _not_running(guest)
+    G.require_running(guest)
 
-    def effect(t):
+    def effect():
         guest.qmpstatus = "running"
 
-    return _simple_task(ctx, guest, "resume", DURATION["resume"], effect, skiplock)
+    return G.running_guest_task(ctx, guest, "resume", DURATION["resume"], effect, skiplock)
 
 
 # ---- destroy, clone, template, disks ------------------------------------------------------------
@@ -470,9 +402,7 @@ def vm_move_disk(ctx, p):
     **NODE_VMID, "feature": P.enum(["snapshot", "clone", "copy"], optional=False),
     "snapname": s(format="pve-configid", max_length=40)}, proxyto="node")
 def vm_feature(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
-    with ctx.cluster.lock:
-        return G.feature(ctx.cluster, _vm(ctx, p), p["feature"], p.get("snapname"))
+    return G.with_guest(ctx, p, "qemu", lambda guest: G.feature(ctx.cluster, guest, p["feature"], p.get("snapname")))
 
 
 # ---- snapshots ----------------------------------------------------------------------------------
@@ -482,9 +412,7 @@ SNAP = {**NODE_VMID, "snapname": s(optional=False, format="pve-configid", max_le
 
 @api.get("/nodes/{node}/qemu/{vmid}/snapshot", params=NODE_VMID, proxyto="node")
 def vm_snapshots(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
-    with ctx.cluster.lock:
-        return G.snapshot_list(_vm(ctx, p))
+    return G.with_guest(ctx, p, "qemu", G.snapshot_list)
 
 
 @api.post("/nodes/{node}/qemu/{vmid}/snapshot", params={**SNAP, "description": s(), "vmstate": b()}, proxyto="node")
@@ -510,28 +438,20 @@ def vm_snapshot_rollback(ctx, p):
 
 @api.get("/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config", params=SNAP, proxyto="node")
 def vm_snapshot_config(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Snapshot", "VM.Snapshot.Rollback", "VM.Audit", any=True)
-    with ctx.cluster.lock:
-        return G.config_payload(_vm(ctx, p), p["snapname"])
+    return G.with_guest(ctx, p, "qemu", lambda guest: G.config_payload(guest, p["snapname"]),
+                        "VM.Snapshot", "VM.Snapshot.Rollback", "VM.Audit")
 
 
 @api.put("/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config", params={**SNAP, "description": s()}, proxyto="node")
 def vm_snapshot_config_put(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Snapshot")
-    with ctx.cluster.lock:
-        snap = G.snapshot_get(_vm(ctx, p), p["snapname"])
-        if "description" in p:
-            snap.description = p["description"]
-    return None
+    return G.with_guest(ctx, p, "qemu", lambda guest: G.snapshot_update(guest, p), "VM.Snapshot")
 
 
 # ---- metrics and agent ------------------------------------------------------------------------
 
 @api.get("/nodes/{node}/qemu/{vmid}/rrddata", params=G.rrd_params(), proxyto="node")
 def vm_rrddata(ctx, p):
-    ctx.check(f"/vms/{p['vmid']}", "VM.Audit")
-    with ctx.cluster.lock:
-        return G.guest_rrddata(ctx.cluster, _vm(ctx, p), p["timeframe"])
+    return G.with_guest(ctx, p, "qemu", lambda guest: G.guest_rrddata(ctx.cluster, guest, p["timeframe"]))
 
 
 @api.get("/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces", params=NODE_VMID, proxyto="node")

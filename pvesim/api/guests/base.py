@@ -1,12 +1,12 @@
-"""Task types and durations, guest locks, config digest, and the task wrapper that holds a lock."""
+"""Task types and durations, guest locks, config digest, the task wrapper that holds a lock, and
+the guest lookup behind the read routes."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from ...errors import ApiError, TaskError
 from ...state import Cluster, Guest
-
 
 TASK_TYPES = {
     "qemu": {"create": "qmcreate", "start": "qmstart", "stop": "qmstop", "shutdown": "qmshutdown",
@@ -26,12 +26,8 @@ DURATION = {"start": 2.0, "stop": 1.0, "shutdown": 4.0, "reset": 0.5, "suspend":
             "config": 0.5}
 
 
-def kind(guest: Guest) -> str:
-    return "VM" if guest.type == "qemu" else "CT"
-
-
 def locked_message(guest: Guest) -> str:
-    return f"{kind(guest)} is locked ({guest.lock})"
+    return f"{guest.kind} is locked ({guest.lock})"
 
 
 def check_lock(guest: Guest, skiplock: bool = False) -> None:
@@ -63,6 +59,19 @@ def unlock_guest(cluster: Cluster, guest: Guest, lock: str | None = None) -> Non
             guest.config.pop("lock", None)
 
 
+def require_running(guest: Guest) -> None:
+    """Sync check of the power routes that need a running guest."""
+    if guest.status != "running":
+        raise ApiError(500, f"{guest.kind} {guest.vmid} not running")
+
+
+def with_guest(ctx, p: dict, type_: str, fn: Callable[[Guest], Any], *privs: str) -> Any:
+    """Check any of `privs` (default VM.Audit) on /vms/{vmid}, then return fn(guest) under cluster.lock."""
+    ctx.check(f"/vms/{p['vmid']}", *(privs or ("VM.Audit",)), any=True)
+    with ctx.cluster.lock:
+        return fn(ctx.cluster.guest(p["vmid"], type_, p["node"]))
+
+
 def assert_digest(guest: Guest, digest: str | None) -> None:
     if digest and digest != guest.digest():
         raise ApiError(500, "detected modified configuration - file changed by other user? Try again.")
@@ -73,14 +82,20 @@ def task_type(guest: Guest, action: str) -> str:
 
 
 def still_exists(cluster: Cluster, guest: Guest) -> None:
+    """In a worker: the guest was not destroyed meanwhile (a task error as in PVE)."""
     if cluster.guests.get(guest.vmid) is not guest:
-        folder = "qemu-server" if guest.type == "qemu" else "lxc"
-        raise TaskError(f"Configuration file 'nodes/{guest.node}/{folder}/{guest.vmid}.conf' does not exist")
+        raise TaskError(f"Configuration file '{guest.conf_path}' does not exist")
+
+
+def still_unlocked(cluster: Cluster, guest: Guest, skiplock: bool = False) -> None:
+    """In a worker, under cluster.lock: the guest still exists and holds no lock (task errors)."""
+    still_exists(cluster, guest)
+    if guest.lock and not skiplock:
+        raise TaskError(locked_message(guest))
 
 
 def guest_task(cluster: Cluster, guest: Guest, user: str, type_: str, worker: Callable, *,
-               lock: str | None = None, lock_in_task: bool = False, skiplock: bool = False,
-               node: str | None = None, task_id: str | int | None = None) -> str:
+               lock: str | None = None, lock_in_task: bool = False, skiplock: bool = False) -> str:
     """Run `worker(t)` as a task for this guest.
 
     lock given, lock_in_task False: the lock is checked and set now (sync ApiError when locked);
@@ -96,9 +111,7 @@ def guest_task(cluster: Cluster, guest: Guest, user: str, type_: str, worker: Ca
             if lock and lock_in_task:
                 t.checkpoint()
                 with cluster.lock:
-                    still_exists(cluster, guest)
-                    if guest.lock and not skiplock:
-                        raise TaskError(locked_message(guest))
+                    still_unlocked(cluster, guest, skiplock)
                     guest.config["lock"] = lock
                     held = True
             worker(t)
@@ -106,5 +119,4 @@ def guest_task(cluster: Cluster, guest: Guest, user: str, type_: str, worker: Ca
             if held:
                 unlock_guest(cluster, guest, lock)
 
-    return cluster.tasks.start(node=node or guest.node, type=type_, id=task_id if task_id is not None else guest.vmid,
-                               user=user, worker=run)
+    return cluster.tasks.start(node=guest.node, type=type_, id=guest.vmid, user=user, worker=run)

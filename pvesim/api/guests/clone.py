@@ -8,11 +8,11 @@ from ...errors import ApiError
 from ...params import parse_props
 from ...scenario import is_disk_key, parse_size
 from ...state import GiB, Cluster, Guest
-from .base import DURATION, check_lock, kind, still_exists, task_type, unlock_guest
+from .base import DURATION, check_lock, still_exists, task_type, unlock_guest
 from .config import regenerate_macs
 from .disks import (allocate_volume, check_storage, copy_progress, disk_volid, is_cdrom, replace_file,
                     storage_supports)
-from .lifecycle import add_to_pool, check_pool, check_vm_allocate, new_guest, smbios_uuid
+from .create import add_to_pool, check_pool, check_vm_allocate, new_guest, smbios_uuid
 
 
 def clone(ctx, guest: Guest, p: dict) -> str:
@@ -32,13 +32,11 @@ def clone(ctx, guest: Guest, p: dict) -> str:
             raise ApiError(500, f"no such cluster node '{target}'")
     with cluster.lock:
         if newid in cluster.guests:
-            raise ApiError(500, f"unable to create {kind(guest)} {newid}: config file already exists")
+            raise ApiError(500, f"unable to create {guest.kind} {newid}: config file already exists")
         check_lock(guest)
         snapname = p.get("snapname")
         if snapname and snapname not in guest.snapshots:
             raise ApiError(500, f"snapshot '{snapname}' does not exist")
-        if guest.type == "lxc" and guest.status == "running" and not snapname:
-            pass  # PVE clones running CTs via a temporary snapshot
         source = dict(guest.snapshots[snapname].config if snapname else guest.config)
         full = bool(p["full"]) if "full" in p else not guest.is_template
         if not full and storage:
@@ -69,8 +67,7 @@ def clone(ctx, guest: Guest, p: dict) -> str:
         if storage and not cluster.storages[storage].shared:
             shared = False
         if target and target != guest.node and not shared:
-            raise ApiError(500, f"can't clone {'VM' if guest.type == 'qemu' else 'CT'} to node '{target}' "
-                                f"({'VM' if guest.type == 'qemu' else 'CT'} uses local storage)")
+            raise ApiError(500, f"can't clone {guest.kind} to node '{target}' ({guest.kind} uses local storage)")
         config = {k: v for k, v in source.items()
                   if k not in ("lock", "template", "vmstate", "runningmachine", "runningcpu", "snaptime", "parent",
                                "description")
@@ -136,7 +133,7 @@ def clone(ctx, guest: Guest, p: dict) -> str:
                 still_exists(cluster, clone_guest)
                 clone_guest.config.pop("lock", None)
                 add_to_pool(cluster, newid, pool)
-                cluster.log_event(guest.node, ctx.authid, f"clone {kind(guest)} {guest.vmid} to {newid}")
+                cluster.log_event(guest.node, ctx.authid, f"clone {guest.kind} {guest.vmid} to {newid}")
         except BaseException:
             with cluster.lock:
                 for volid in created:
@@ -192,9 +189,8 @@ def template(ctx, guest: Guest, p: dict, *, sync: bool = False) -> str | None:
     disk = p.get("disk")
     with cluster.lock:
         check_lock(guest)
-        what = "VM" if guest.type == "qemu" else "CT"
         if guest.snapshots:
-            raise ApiError(500, f"unable to create template, because {what} contains snapshots")
+            raise ApiError(500, f"unable to create template, because {guest.kind} contains snapshots")
         if guest.is_template and not disk:
             raise ApiError(500, "you can't convert a template to a template")
         if guest.status == "running":

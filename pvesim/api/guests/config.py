@@ -10,7 +10,7 @@ from ...errors import ApiError, TaskError
 from ...params import parse_props
 from ...scenario import is_disk_key
 from ...state import Cluster, Guest
-from .base import assert_digest, check_lock, kind
+from .base import assert_digest, check_lock
 from .disks import allocate_disks, check_disk_storages, disk_volid, is_cdrom, next_unused_key, replace_file
 from .schema import HOSTPCI, QEMU_NET, QEMU_NET_MODELS
 
@@ -169,7 +169,7 @@ def update_config(ctx, guest: Guest, p: dict, *, log: Callable[[str], None] | No
         for volid in to_destroy:
             cluster.remove_volume(volid, guest.node)
         if "name" in values or "hostname" in values:
-            cluster.log_event(guest.node, ctx.authid, f"update {kind(guest)} {guest.vmid}: rename")
+            cluster.log_event(guest.node, ctx.authid, f"update {guest.kind} {guest.vmid}: rename")
 
 
 def cdrom_alias(values: dict) -> dict:

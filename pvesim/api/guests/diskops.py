@@ -7,8 +7,8 @@ import re
 from ...errors import ApiError, TaskError
 from ...scenario import is_disk_key
 from ...state import GiB, MiB, Cluster, Guest
-from .base import (DURATION, assert_digest, check_lock, check_skiplock, kind, lock_guest, locked_message,
-                   still_exists, task_type, unlock_guest)
+from .base import (DURATION, assert_digest, check_lock, check_skiplock, lock_guest, still_exists, still_unlocked,
+                   task_type, unlock_guest)
 from .disks import allocate_volume, check_storage, copy_progress, disk_volid, is_cdrom, next_unused_key, replace_file
 
 
@@ -32,9 +32,7 @@ def resize(ctx, guest: Guest, p: dict) -> str:
     def worker(t):
         t.checkpoint()
         with cluster.lock:
-            still_exists(cluster, guest)
-            if guest.lock and not skiplock:
-                raise TaskError(locked_message(guest))
+            still_unlocked(cluster, guest, skiplock)
             value = guest.config.get(disk)
             if value is None:
                 raise TaskError(f"disk '{disk}' does not exist")
@@ -58,7 +56,7 @@ def resize(ctx, guest: Guest, p: dict) -> str:
             still_exists(cluster, guest)
             vol.size = new
             guest.config[disk] = replace_file(str(guest.config[disk]), volid, new, drop=())
-            cluster.log_event(guest.node, ctx.authid, f"update {kind(guest)} {guest.vmid}: resize --disk {disk} --size {size_text}")
+            cluster.log_event(guest.node, ctx.authid, f"update {guest.kind} {guest.vmid}: resize --disk {disk} --size {size_text}")
         if guest.type == "qemu":
             t.log("Image resized.")
 

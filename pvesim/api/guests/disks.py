@@ -220,7 +220,7 @@ def human(size: float) -> str:
     while value >= 1024 and i < len(units) - 1:
         value /= 1024
         i += 1
-    return f"{value:.1f} {units[i]}" if i else f"{value:.1f} B"
+    return f"{value:.1f} {units[i]}"
 
 
 def copy_progress(t, total_bytes: int, seconds: float, steps: int = 10, mirror: str | None = None) -> None:

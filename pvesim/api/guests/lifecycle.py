@@ -1,37 +1,31 @@
-"""Guest lifecycle: HA forwarding, start/stop/shutdown tasks, create helpers (pool, vmid, HA
-resource), destroy and what PVE purges after it."""
+"""Guest lifecycle: HA forwarding, start/stop/shutdown and short power tasks, destroy and what
+PVE purges after it."""
 
 from __future__ import annotations
 
 import re
-import time
-import uuid
 from typing import Any, Callable
 
 from ...errors import ApiError, TaskError
 from ...state import Cluster, Guest
-from .base import DURATION, check_lock, check_skiplock, kind, locked_message, still_exists, task_type
+from .base import DURATION, check_lock, check_skiplock, locked_message, still_exists, still_unlocked, task_type
 from .disks import destroy_volumes, guest_volumes, linked_children
 
+
+# ---- HA (cluster.ha is pvesim.ha.HAManager; None only before the scenario is installed) ----------
 
 def ha_sid(guest: Guest) -> str:
     return f"{'vm' if guest.type == 'qemu' else 'ct'}:{guest.vmid}"
 
 
 def ha_managed(cluster: Cluster, guest: Guest) -> bool:
-    """Whether an HA resource exists for the guest (asks the HA manager, whatever it offers)."""
-    ha = cluster.ha
-    if ha is None:
-        return False
-    sid = ha_sid(guest)
-    for name in ("has_resource", "is_managed"):
-        fn = getattr(ha, name, None)
-        if callable(fn):
-            return bool(fn(sid))
-    resources = getattr(ha, "resources", None)
-    if isinstance(resources, dict):
-        return sid in resources
-    return ha.service_state(sid) is not None
+    """HA manages the guest (an `ignored` resource counts as unmanaged, as in PVE)."""
+    return cluster.ha is not None and cluster.ha.is_managed(ha_sid(guest))
+
+
+def ha_configured(cluster: Cluster, guest: Guest) -> bool:
+    """An HA resource exists for the guest, in any state (also `ignored`): what destroy checks."""
+    return cluster.ha is not None and ha_sid(guest) in cluster.ha.resources
 
 
 def ha_status(cluster: Cluster, guest: Guest) -> dict:
@@ -44,13 +38,23 @@ def ha_status(cluster: Cluster, guest: Guest) -> dict:
     return out
 
 
+def ha_add(cluster: Cluster, guest: Guest, state: str) -> None:
+    """`ha-managed=1` on create: add the HA resource (a task error if the HA manager refuses)."""
+    if cluster.ha is None:
+        return
+    try:
+        cluster.ha.add_resource(ha_sid(guest), state=state)
+    except ApiError as exc:
+        raise TaskError(exc.message) from None
+
+
 def _ha_request(cluster: Cluster, guest: Guest, user: str, state: str) -> str:
     action = "start" if state == "started" else "stop"
     sid = ha_sid(guest)
 
     def worker(t):
         t.sleep(DURATION["ha"])
-        t.log(f"Requesting HA {action} for {kind(guest)} {guest.vmid}")
+        t.log(f"Requesting HA {action} for {guest.kind} {guest.vmid}")
         try:
             cluster.ha.request_state(sid, state)
         except ApiError as exc:
@@ -59,26 +63,21 @@ def _ha_request(cluster: Cluster, guest: Guest, user: str, state: str) -> str:
     return cluster.tasks.start(node=guest.node, type=f"ha{action}", id=guest.vmid, user=user, worker=worker)
 
 
-def _use_ha(cluster: Cluster, guest: Guest, via_ha: bool) -> bool:
-    return via_ha and ha_managed(cluster, guest) and callable(getattr(cluster.ha, "request_state", None))
+# ---- power --------------------------------------------------------------------------------------
 
-
-def start_guest(cluster: Cluster, guest: Guest, user: str, *, skiplock: bool = False, via_ha: bool = True,
-                seconds: float | None = None, log_lines: list[str] | None = None) -> str:
+def start_guest(cluster: Cluster, guest: Guest, user: str, *, skiplock: bool = False) -> str:
     """Start a guest in a task (qmstart/vzstart); HA-managed guests get a `hastart` request instead.
 
     Task errors: template, locked, already running (VMs), start hooks refusing (GPU in use ...).
     """
-    if _use_ha(cluster, guest, via_ha):
+    if ha_managed(cluster, guest):
         return _ha_request(cluster, guest, user, "started")
 
     def worker(t):
         t.checkpoint()
         with cluster.lock:
             _start_checks(cluster, guest, skiplock)
-        for line in log_lines or []:
-            t.log(line)
-        t.sleep(DURATION["start"] if seconds is None else seconds)
+        t.sleep(DURATION["start"])
         with cluster.lock:
             _start_checks(cluster, guest, skiplock)
             resume_state = guest.lock == "suspended"
@@ -99,27 +98,24 @@ def _start_checks(cluster: Cluster, guest: Guest, skiplock: bool) -> None:
     if guest.lock and not skiplock and guest.lock != "suspended":
         raise TaskError(locked_message(guest))
     if guest.status == "running":
-        raise TaskError(f"{kind(guest)} {guest.vmid} already running")
+        raise TaskError(f"{guest.kind} {guest.vmid} already running")
     if not cluster.nodes[guest.node].online:
         raise TaskError("node is offline")
 
 
-def stop_guest(cluster: Cluster, guest: Guest, user: str, *, skiplock: bool = False, via_ha: bool = True,
-               seconds: float | None = None) -> str:
+def stop_guest(cluster: Cluster, guest: Guest, user: str, *, skiplock: bool = False) -> str:
     """Hard-stop a guest in a task (qmstop/vzstop); HA-managed guests get a `hastop` request instead.
 
     Stopping a stopped VM is a no-op (as in PVE); a locked guest is a task error.
     """
-    if _use_ha(cluster, guest, via_ha):
+    if ha_managed(cluster, guest):
         return _ha_request(cluster, guest, user, "stopped")
 
     def worker(t):
         t.checkpoint()
         with cluster.lock:
-            still_exists(cluster, guest)
-            if guest.lock and not skiplock:
-                raise TaskError(locked_message(guest))
-        t.sleep(DURATION["stop"] if seconds is None else seconds)
+            still_unlocked(cluster, guest, skiplock)
+        t.sleep(DURATION["stop"])
         with cluster.lock:
             if guest.status == "running":
                 cluster.guest_stopped(guest)
@@ -128,10 +124,10 @@ def stop_guest(cluster: Cluster, guest: Guest, user: str, *, skiplock: bool = Fa
 
 
 def shutdown_guest(cluster: Cluster, guest: Guest, user: str, *, timeout: int | None = None,
-                   force_stop: bool = False, skiplock: bool = False, via_ha: bool = True) -> str:
+                   force_stop: bool = False, skiplock: bool = False) -> str:
     """Clean shutdown in a task (qmshutdown/vzshutdown). A guest with `acpi: 0` ignores the request:
     after `timeout` the task fails `VM quit/powerdown failed - got timeout`, or stops it with forceStop."""
-    if _use_ha(cluster, guest, via_ha):
+    if ha_managed(cluster, guest):
         return _ha_request(cluster, guest, user, "stopped")
     if timeout is None:
         timeout = 180 if guest.type == "qemu" else 60
@@ -139,9 +135,7 @@ def shutdown_guest(cluster: Cluster, guest: Guest, user: str, *, timeout: int | 
     def worker(t):
         t.checkpoint()
         with cluster.lock:
-            still_exists(cluster, guest)
-            if guest.lock and not skiplock:
-                raise TaskError(locked_message(guest))
+            still_unlocked(cluster, guest, skiplock)
             if guest.status != "running":
                 return
         ignores = str(guest.config.get("acpi", "1")) == "0"
@@ -164,41 +158,28 @@ def shutdown_guest(cluster: Cluster, guest: Guest, user: str, *, timeout: int | 
                                worker=worker)
 
 
-# ---- pools, HA, jobs on create/destroy -------------------------------------------------------------
+def running_guest_task(ctx, guest: Guest, action: str, seconds: float, effect: Callable[[], None],
+                       skiplock: bool = False) -> str:
+    """A short task on a running guest (reboot, reset, pause, suspend, resume): task errors when the
+    guest is gone, locked or not running; `effect()` runs under cluster.lock after `seconds`."""
+    cluster = ctx.cluster
 
-def check_pool(cluster: Cluster, pool: str | None) -> None:
-    if pool and pool not in cluster.pools:
-        raise ApiError(500, f"pool '{pool}' does not exist")
+    def worker(t):
+        t.checkpoint()
+        with cluster.lock:
+            still_unlocked(cluster, guest, skiplock)
+            if guest.status != "running":
+                raise TaskError(f"{guest.kind} {guest.vmid} not running")
+        t.sleep(seconds)
+        with cluster.lock:
+            still_exists(cluster, guest)
+            effect()
+
+    return cluster.tasks.start(node=guest.node, type=task_type(guest, action), id=guest.vmid, user=ctx.authid,
+                               worker=worker)
 
 
-def add_to_pool(cluster: Cluster, vmid: int, pool: str | None) -> None:
-    if pool and pool in cluster.pools:
-        for other in cluster.pools.values():
-            other["vms"].discard(vmid)
-        cluster.pools[pool]["vms"].add(vmid)
-
-
-def ha_configured(cluster: Cluster, guest: Guest) -> bool:
-    """An HA resource exists for the guest, in any state (also `ignored`): what destroy checks."""
-    resources = getattr(cluster.ha, "resources", None) if cluster.ha is not None else None
-    if isinstance(resources, dict):
-        return ha_sid(guest) in resources
-    return ha_managed(cluster, guest)
-
-
-def ha_add(cluster: Cluster, guest: Guest, state: str) -> None:
-    """`ha-managed=1` on create: add the HA resource (a task error if the HA manager refuses)."""
-    fn = getattr(cluster.ha, "add_resource", None) if cluster.ha is not None else None
-    if not callable(fn):
-        return
-    try:
-        try:
-            fn(ha_sid(guest), state=state)
-        except TypeError:
-            fn(ha_sid(guest))
-    except ApiError as exc:
-        raise TaskError(exc.message) from None
-
+# ---- destroy -------------------------------------------------------------------------------------
 
 def purge_references(cluster: Cluster, guest: Guest, purge: bool, log: Callable[[str], None]) -> None:
     """What PVE does after destroying a guest: drop pool membership, ACLs, firewall config; with
@@ -212,7 +193,7 @@ def purge_references(cluster: Cluster, guest: Guest, purge: bool, log: Callable[
     cluster.firewall.get("guests", {}).pop(str(vmid), None)
     if not purge:
         return
-    log(f"purging {kind(guest)} {vmid} from related configurations..")
+    log(f"purging {guest.kind} {vmid} from related configurations..")
     for job_id in list(cluster.backup_jobs):
         job = cluster.backup_jobs[job_id]
         for field in ("vmid", "exclude"):
@@ -229,41 +210,8 @@ def purge_references(cluster: Cluster, guest: Guest, purge: bool, log: Callable[
             else:
                 job.pop(field)
     if ha_configured(cluster, guest):
-        for name in ("remove_resource", "delete_resource"):
-            fn = getattr(cluster.ha, name, None)
-            if callable(fn):
-                fn(ha_sid(guest))
-                log(f"NOTE: removed {kind(guest)} {vmid} from HA resource configuration.")
-                break
-
-
-def check_vm_allocate(ctx, vmid: int, pool: str | None) -> None:
-    """VM.Allocate on /vms/{vmid}, or on /pool/{pool} when a pool is given."""
-    if pool and ctx.has(f"/pool/{pool}", "VM.Allocate"):
-        return
-    ctx.check(f"/vms/{vmid}", "VM.Allocate")
-
-
-def new_guest(cluster: Cluster, *, vmid: int, type_: str, node: str, config: dict) -> Guest:
-    """Register a new guest (caller holds cluster.lock and has checked the vmid is free)."""
-    guest = Guest(vmid=vmid, type=type_, node=node, config=config)
-    cluster.guests[vmid] = guest
-    return guest
-
-
-def check_vmid_free(cluster: Cluster, vmid: int, type_: str) -> None:
-    existing = cluster.guests.get(vmid)
-    if existing is not None:
-        raise ApiError(500, f"unable to create {'VM' if type_ == 'qemu' else 'CT'} {vmid} - "
-                            f"{kind(existing)} {vmid} already exists on node '{existing.node}'")
-
-
-def smbios_uuid() -> str:
-    return f"uuid={uuid.uuid4()}"
-
-
-def meta_line() -> str:
-    return f"creation-qemu=10.1.2,ctime={int(time.time())}"
+        cluster.ha.remove_resource(ha_sid(guest))
+        log(f"NOTE: removed {guest.kind} {vmid} from HA resource configuration.")
 
 
 def destroy(ctx, guest: Guest, p: dict) -> str:
@@ -275,11 +223,11 @@ def destroy(ctx, guest: Guest, p: dict) -> str:
     purge = bool(p.get("purge"))
     with cluster.lock:
         if str(guest.config.get("protection", "0")) == "1":
-            raise ApiError(500, f"can't remove {kind(guest)} {vmid} - protection mode enabled")
+            raise ApiError(500, f"can't remove {guest.kind} {vmid} - protection mode enabled")
         if guest.type == "lxc":
             check_lock(guest, skiplock)
         if ha_configured(cluster, guest) and not purge:
-            raise ApiError(500, f"unable to remove {kind(guest)} {vmid} - used in HA resources and purge parameter not set.")
+            raise ApiError(500, f"unable to remove {guest.kind} {vmid} - used in HA resources and purge parameter not set.")
         if guest.status == "running":
             if guest.type == "qemu":
                 raise ApiError(500, f"VM {vmid} is running - destroy failed")
@@ -290,9 +238,7 @@ def destroy(ctx, guest: Guest, p: dict) -> str:
     def worker(t):
         t.checkpoint()
         with cluster.lock:
-            still_exists(cluster, guest)
-            if guest.lock and not skiplock:
-                raise TaskError(locked_message(guest))
+            still_unlocked(cluster, guest, skiplock)
             for _key, volid in guest_volumes(guest):
                 children = linked_children(cluster, volid)
                 if children:
@@ -316,6 +262,6 @@ def destroy(ctx, guest: Guest, p: dict) -> str:
             destroy_volumes(cluster, guest, volids)
             del cluster.guests[vmid]
             purge_references(cluster, guest, purge, t.log)
-            cluster.log_event(guest.node, ctx.authid, f"destroy {kind(guest)} {vmid}")
+            cluster.log_event(guest.node, ctx.authid, f"destroy {guest.kind} {vmid}")
 
     return cluster.tasks.start(node=guest.node, type=task_type(guest, "destroy"), id=vmid, user=ctx.authid, worker=worker)

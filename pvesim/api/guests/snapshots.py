@@ -7,7 +7,7 @@ from typing import Any
 
 from ...errors import ApiError, TaskError
 from ...state import Cluster, Guest, Snapshot
-from .base import DURATION, guest_task, kind, still_exists, task_type
+from .base import DURATION, guest_task, still_exists, task_type
 from .disks import allocate_volume, guest_volumes, human, storage_supports
 
 
@@ -69,7 +69,7 @@ def snapshot_create(ctx, guest: Guest, p: dict) -> str:
                                              description=p.get("description", ""), vmstate=state_vol is not None,
                                              parent=guest.parent_snapshot)
             guest.parent_snapshot = name
-            cluster.log_event(guest.node, ctx.authid, f"snapshot {kind(guest)} {guest.vmid}: {name}")
+            cluster.log_event(guest.node, ctx.authid, f"snapshot {guest.kind} {guest.vmid}: {name}")
 
     return guest_task(cluster, guest, ctx.authid, task_type(guest, "snapshot"), worker, lock="snapshot",
                       lock_in_task=True)
@@ -96,11 +96,8 @@ def snapshot_rollback(ctx, guest: Guest, p: dict) -> str:
             guest.config = restored
             guest.parent_snapshot = name
             if snap.vmstate or start_after:
-                try:
-                    cluster.guest_started(guest)
-                except TaskError:
-                    raise
-            cluster.log_event(guest.node, ctx.authid, f"rollback {kind(guest)} {guest.vmid}: {name}")
+                cluster.guest_started(guest)
+            cluster.log_event(guest.node, ctx.authid, f"rollback {guest.kind} {guest.vmid}: {name}")
 
     return guest_task(cluster, guest, ctx.authid, task_type(guest, "rollback"), worker, lock="rollback",
                       lock_in_task=True)
@@ -128,7 +125,7 @@ def snapshot_delete(ctx, guest: Guest, p: dict) -> str:
             state = snap.config.get("vmstate")
             if state:
                 cluster.remove_volume(str(state), guest.node)
-            cluster.log_event(guest.node, ctx.authid, f"delete snapshot {kind(guest)} {guest.vmid}: {name}")
+            cluster.log_event(guest.node, ctx.authid, f"delete snapshot {guest.kind} {guest.vmid}: {name}")
 
     # `force` removes the snapshot from the config even if a volume cannot be deleted; with the
     # lock taken in the task, a stale snapshot-delete lock is overridden by force as in PVE.
@@ -141,6 +138,13 @@ def snapshot_get(guest: Guest, name: str):
     if snap is None:
         raise ApiError(500, f"snapshot '{name}' does not exist")
     return snap
+
+
+def snapshot_update(guest: Guest, p: dict) -> None:
+    """PUT .../snapshot/{snapname}/config: only the description can change."""
+    snap = snapshot_get(guest, p["snapname"])
+    if "description" in p:
+        snap.description = p["description"]
 
 
 def feature(cluster: Cluster, guest: Guest, feature_name: str, snapname: str | None) -> dict:
