@@ -477,6 +477,7 @@ class GuestMigrateView(LoginRequiredMixin, View):
                                                                                "Cannot migrate", 1)
         template = "guests/migrate/partials/migrate_dialog.html" if is_partial(request) else \
             "guests/migrate/migrate.html"
+        status = 200 if is_partial(request) else status  # htmx swaps only 2xx answers
         return _render(request, template, {"guest": guest, "object": guest, "plan": plan, "plan_error": plan_error,
                                            "error": error, "selected": selected}, status)
 

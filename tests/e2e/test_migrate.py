@@ -1,0 +1,82 @@
+"""Browser: migrate a running VM from its page and watch the percentage move live, without a reload.
+Real pvesim (its clock slowed so the migration lasts a few seconds), Celery worker, ASGI server."""
+
+from pathlib import Path
+
+import pytest
+
+from apps.guests.models import Guest
+from apps.operations.models import Operation
+from tests.storage.fixtures import pve, sim_cluster  # noqa: F401  (fixtures)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+# Records every percentage the progress panel shows (the panel's nodes are swapped, so watch the page).
+WATCH_PERCENT = """() => {
+  window.__seen = [];
+  const note = () => document.querySelectorAll('.operation-percent').forEach(el => {
+    const v = parseInt(el.textContent, 10);
+    if (!Number.isNaN(v) && window.__seen[window.__seen.length - 1] !== v) window.__seen.push(v);
+  });
+  new MutationObserver(note).observe(document.body, {subtree: true, childList: true, characterData: true});
+  note();
+}"""
+
+
+@pytest.fixture
+def slow_clock(pvesim):
+    pvesim.admin("POST", "/time-scale", scale=3.0)
+    yield
+    pvesim.admin("POST", "/time-scale", scale=pvesim.time_scale)
+
+
+def test_migrate_a_running_vm_and_watch_the_percentage(operator_page, live_server, sim_cluster, celery_worker,
+                                                      slow_clock):
+    page = operator_page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1360, "height": 900})
+    vm = Guest.objects.get(cluster=sim_cluster, vmid=101)
+    page.goto(f"{live_server.url}/guests/{vm.pk}/")
+    page.evaluate("window.__noReload = true")
+
+    page.get_by_role("button", name="Migrate…").click()
+    dialog = page.locator("#migrate-dialog")
+    dialog.wait_for()
+    assert "Live migration" in dialog.inner_text()
+    assert dialog.locator('input[name=target][value="pve1"]').is_enabled()
+    dialog.locator('label[data-node="pve3"]').click()
+    page.screenshot(path=str(ARTIFACTS / "migrate-dialog.png"), full_page=True)
+
+    page.evaluate(WATCH_PERCENT)
+    dialog.get_by_role("button", name="Migrate").click()
+    page.wait_for_selector("#migrate-dialog .operation-progress")
+    page.wait_for_function("() => (window.__seen || []).some(v => v > 0 && v < 100)", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "migrate-progress.png"), full_page=True)
+    page.wait_for_selector('#migrate-dialog .operation-status[data-status="succeeded"]', timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "migrate-succeeded.png"), full_page=True)
+
+    seen = page.evaluate("window.__seen")
+    intermediate = {v for v in seen if 0 < v < 100}
+    assert len(intermediate) >= 2, seen
+    assert seen[-1] == 100 and seen == sorted(seen), seen
+    assert page.evaluate("window.__noReload") is True  # every step came over the websocket
+    assert "now runs on pve3" in page.locator("#migrate-dialog").inner_text()
+    op = Operation.objects.get(kind="guest.migrate")
+    assert op.status == "succeeded"
+    assert Guest.objects.get(pk=vm.pk).node.name == "pve3"
+
+
+def test_migrate_dialog_explains_refused_nodes(operator_page, live_server, sim_cluster):
+    page = operator_page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1360, "height": 900})
+    vm = Guest.objects.get(cluster=sim_cluster, vmid=102)
+    page.goto(f"{live_server.url}/guests/{vm.pk}/")
+    page.get_by_role("button", name="Migrate…").click()
+    dialog = page.locator("#migrate-dialog")
+    dialog.wait_for()
+    assert "mapped device hostpci0 (gpu-l40s) has no mapping there" in dialog.inner_text()
+    assert dialog.get_by_role("button", name="Migrate").is_disabled()
+    page.screenshot(path=str(ARTIFACTS / "migrate-refused.png"), full_page=True)
