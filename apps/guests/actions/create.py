@@ -1257,7 +1257,8 @@ class GuestCreateWizardView(LoginRequiredMixin, View):
         if bad or (nav == "create" and errors):
             return self._render(request, form, steps, names[bad[0]] if bad else step, errors)
         if nav != "create":
-            return self._render(request, form, steps, names[min(index + 1, len(names) - 1)], errors, plan)
+            # The next step starts clean: its errors show once the user has had a go at it.
+            return self._render(request, form, steps, names[min(index + 1, len(names) - 1)], None, plan)
         try:
             operation = create_fn(user=request.user, data=data)
         except ValidationError as exc:  # e.g. no free vmid / cluster unreachable at submit time
