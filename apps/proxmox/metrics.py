@@ -1,13 +1,18 @@
-"""Per-process count of Proxmox calls by method and path template, for /metrics.
+"""Count of Proxmox calls by method and path template, for /metrics.
 
 Counts are grouped by template (`GET /nodes/{node}/tasks/{upid}/status`) so the label set
-stays small whatever the number of nodes, guests or tasks.
+stays small whatever the number of nodes, guests or tasks. Each process keeps its own counter
+and also adds to two Redis hashes, because the calls are made by Celery workers while /metrics
+is served by the web process: /metrics shows the totals of every process.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
+
+logger = logging.getLogger(__name__)
 
 # Segment that follows each collection name is an identifier; name its placeholder.
 _PLACEHOLDERS = {
@@ -72,12 +77,60 @@ def path_template(path: str) -> str:
     return "/" + "/".join(out)
 
 
+_redis = None
+
+
+def _shared():
+    """(redis client, key prefix) for the cross-process totals, or (None, '') without Redis."""
+    global _redis
+    try:
+        from django.conf import settings
+
+        url = getattr(settings, "REDIS_URL", "")
+        prefix = f"{getattr(settings, 'TEST_RUN_ID', '') or 'dc'}:proxmox:"
+    except Exception:  # used outside Django (scripts): per-process counts only
+        return None, ""
+    if not url:
+        return None, ""
+    if _redis is None:
+        import redis
+
+        _redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    return _redis, prefix
+
+
 def record_call(method: str, path: str, *, failed: bool = False) -> None:
     key = (method.upper(), path_template(path))
     with _lock:
         _calls[key] += 1
         if failed:
             _errors[key] += 1
+    client, prefix = _shared()
+    if client is None:
+        return
+    try:  # metrics are best effort: a Redis hiccup must never fail a Proxmox call
+        pipe = client.pipeline(transaction=False)
+        pipe.hincrby(prefix + "calls", f"{key[0]} {key[1]}", 1)
+        if failed:
+            pipe.hincrby(prefix + "errors", f"{key[0]} {key[1]}", 1)
+        pipe.execute()
+    except Exception:
+        logger.debug("could not add a Proxmox call to the shared counters", exc_info=True)
+
+
+def _shared_counts(name: str) -> dict[tuple[str, str], int] | None:
+    client, prefix = _shared()
+    if client is None:
+        return None
+    try:
+        raw = client.hgetall(prefix + name)
+    except Exception:
+        return None
+    out = {}
+    for field, value in raw.items():
+        method, _, template = field.decode().partition(" ")
+        out[(method, template)] = int(value)
+    return out
 
 
 def call_counts() -> dict[tuple[str, str], int]:
@@ -93,17 +146,19 @@ def error_counts() -> dict[tuple[str, str], int]:
 
 def prometheus_lines() -> list[str]:
     """Prometheus text exposition lines for /metrics (counter `proxmox_api_calls_total`)."""
+    calls = _shared_counts("calls")
+    errors = _shared_counts("errors")
     lines = [
-        "# HELP proxmox_api_calls_total Proxmox API calls made by this process.",
+        "# HELP proxmox_api_calls_total Proxmox API calls made by the portal's processes.",
         "# TYPE proxmox_api_calls_total counter",
     ]
-    for (method, template), n in sorted(call_counts().items()):
+    for (method, template), n in sorted((calls if calls is not None else call_counts()).items()):
         lines.append(f'proxmox_api_calls_total{{method="{method}",path="{template}"}} {n}')
     lines += [
         "# HELP proxmox_api_errors_total Proxmox API calls that failed.",
         "# TYPE proxmox_api_errors_total counter",
     ]
-    for (method, template), n in sorted(error_counts().items()):
+    for (method, template), n in sorted((errors if errors is not None else error_counts()).items()):
         lines.append(f'proxmox_api_errors_total{{method="{method}",path="{template}"}} {n}')
     return lines
 
