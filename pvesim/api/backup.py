@@ -20,6 +20,7 @@ from ..router import api
 from ..scenario import is_disk_key, parse_size
 from ..state import MiB, Cluster, Guest, Volume
 from . import storage as storage_api
+from .guests import check_lock, locked_message, regenerate_macs, unlock_guest
 
 # ---- vzdump option schema (PVE::VZDump::Common json_config_properties) ------------------------
 
@@ -86,21 +87,10 @@ def _clean_config(config: dict) -> dict:
 
 # ---- locks -------------------------------------------------------------------------------------
 
-def _locked_message(guest: Guest) -> str:
-    return f"{guest.kind} is locked ({guest.lock})"
-
-
 def set_lock(guest: Guest, lock: str) -> None:
     """Caller holds cluster.lock. PVE's set_lock: refuses a locked guest (`VM is locked (<lock>)`)."""
-    from . import guests as G
-    G.check_lock(guest)
+    check_lock(guest)
     guest.config["lock"] = lock
-
-
-def clear_lock(cluster: Cluster, guest: Guest, lock: str) -> None:
-    with cluster.lock:
-        if guest.config.get("lock") == lock:
-            guest.config.pop("lock", None)
 
 
 # ---- guest volumes -----------------------------------------------------------------------------
@@ -434,7 +424,7 @@ def _backup_one(cluster: Cluster, t, node: str, vmid: int, st, opts: dict) -> bo
             if guest is not None and paused:
                 guest.qmpstatus = "running"
         if locked:
-            clear_lock(cluster, guest, "backup")
+            unlock_guest(cluster, guest, "backup")
 
 
 def storage_api_format(size: int) -> str:
@@ -581,7 +571,7 @@ def restore_guest(ctx, kind, node=None, vmid=None, archive=None, storage=None, f
                 raise ApiError(500, f"{emsg} {existing.kind} {vmid} already exists on node '{existing.node}'")
             ctx.check(f"/vms/{vmid}", "VM.Backup")
             if existing.lock:
-                raise ApiError(500, f"{emsg} {_locked_message(existing)}")
+                raise ApiError(500, f"{emsg} {locked_message(existing)}")
             if str(existing.config.get("protection", "0")) == "1":
                 raise ApiError(500, f"{emsg} protection mode enabled")
             if existing.status == "running":
@@ -681,10 +671,9 @@ def restore_guest(ctx, kind, node=None, vmid=None, archive=None, storage=None, f
                     continue
                 config[key] = value
             if unique:
-                from . import guests as G
                 with cluster.lock:
                     fresh = Guest(vmid=vmid, type=kind, node=node, config=config)
-                    G.regenerate_macs(cluster, fresh)
+                    regenerate_macs(cluster, fresh)
                     config = fresh.config
             with cluster.lock:
                 config["lock"] = "create"

@@ -18,6 +18,7 @@ from ..params import P, parse_props
 from ..router import api
 from ..scenario import format_size, is_disk_key, parse_size
 from ..state import MiB, Cluster, Guest, Volume
+from .guests import check_lock, human as _human
 
 MIGRATE_SPEED = 300 * MiB  # live-migration bandwidth (bytes per simulated second)
 DISK_COPY_SPEED = 250 * MiB
@@ -142,8 +143,7 @@ def qemu_precondition(ctx, p):
     cluster.require_quorum(node)
     with cluster.lock:
         guest = cluster.guest(p["vmid"], "qemu", node)
-        if guest.lock:
-            raise ApiError(500, f"VM is locked ({guest.lock})")
+        check_lock(guest)
         running = guest.status == "running"
         blockers, mapped, missing = local_resources(cluster, guest, running)
         storages = unavailable_storages(cluster, guest)
@@ -178,8 +178,7 @@ def lxc_precondition(ctx, p):
     cluster.require_quorum(node)
     with cluster.lock:
         guest = cluster.guest(p["vmid"], "lxc", node)
-        if guest.lock:
-            raise ApiError(500, f"CT is locked ({guest.lock})")
+        check_lock(guest)
         storages = unavailable_storages(cluster, guest)
         res = {"running": 1 if guest.status == "running" else 0, "allowed-nodes": [], "not-allowed-nodes": {}}
         for other in cluster.nodes:
@@ -204,8 +203,7 @@ def _sync_checks(ctx, p: dict, type_: str) -> tuple[Guest, str]:
     if target not in cluster.nodes:
         raise ApiError(500, f"no such cluster node '{target}'")
     guest = cluster.guest(p["vmid"], type_, node)
-    if guest.lock:
-        raise ApiError(500, f"{guest.kind} is locked ({guest.lock})")
+    check_lock(guest)
     return guest, cluster.nodes[target].ip
 
 
@@ -326,15 +324,6 @@ def _copy_local_volumes(t, cluster: Cluster, guest: Guest, target: str, ip: str,
                     cluster.add_volume(Volume(volid=new_volid, storage=target_sid, content=old.content, size=old.size,
                                               format=old.format, vmid=old.vmid, node=guest.node))
                 guest.config[vol["key"]] = str(guest.config[vol["key"]]).replace(vol["volid"], new_volid, 1)
-
-
-def _human(size: float) -> str:
-    units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    value, i = float(size), 0
-    while value >= 1024 and i < len(units) - 1:
-        value /= 1024
-        i += 1
-    return f"{value:.1f} {units[i]}"
 
 
 def _duration(start: float, cluster: Cluster) -> str:

@@ -29,8 +29,8 @@ from .base import (DURATION, TASK_TYPES, assert_digest, check_lock, check_skiplo
 from .clone import clone, convert_to_template, template
 from .config import (CONFIG_CONTROL_PARAMS, SECRET_KEYS, cdrom_alias, check_config_perms, config_payload,
                      generate_mac, pending_payload, regenerate_macs, update_config, used_macs, with_mac)
-from .create import (add_to_pool, check_pool, check_vm_allocate, check_vmid_free, create_task, meta_line, new_guest,
-                     register_new_guest, smbios_uuid)
+from .create import (add_to_pool, check_pool, check_vm_allocate, check_vmid_free, create_task, discard_new_guest,
+                     meta_line, new_guest, register_new_guest, smbios_uuid)
 from .diskops import SIZE_RE, move_disk, resize
 from .disks import (NEW_DISK_RE, allocate_disks, allocate_volume, check_disk_storages, check_storage, copy_progress,
                     destroy_volumes, disk_volid, guest_volumes, human, is_cdrom, linked_children, new_disk_spec,
@@ -49,9 +49,9 @@ __all__ = [
     "add_to_pool", "allocate_disks", "allocate_volume", "assert_digest", "cdrom_alias", "check_config_perms",
     "check_disk_storages", "check_lock", "check_pool", "check_skiplock", "check_storage", "check_vm_allocate",
     "check_vmid_free", "clone", "config_payload", "convert_to_template", "copy_progress", "create_task", "destroy",
-    "destroy_volumes", "disk_enum", "disk_volid", "drive_prop", "feature", "generate_mac", "guest_rrddata",
-    "guest_task", "guest_volumes", "ha_add", "ha_configured", "ha_managed", "ha_sid", "ha_status", "human",
-    "is_cdrom", "linked_children", "list_item", "lock_guest", "locked_message", "meta_line", "move_disk",
+    "destroy_volumes", "discard_new_guest", "disk_enum", "disk_volid", "drive_prop", "feature", "generate_mac",
+    "guest_rrddata", "guest_task", "guest_volumes", "ha_add", "ha_configured", "ha_managed", "ha_sid", "ha_status",
+    "human", "is_cdrom", "linked_children", "list_item", "lock_guest", "locked_message", "meta_line", "move_disk",
     "new_disk_spec", "new_guest", "next_unused_key", "pending_payload", "purge_references", "regenerate_macs",
     "register_new_guest", "replace_file", "require_running", "resize", "rrd_params", "running_guest_task",
     "shutdown_guest", "smbios_uuid", "snapshot_create", "snapshot_delete", "snapshot_get", "snapshot_list",

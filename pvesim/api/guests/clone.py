@@ -12,7 +12,7 @@ from .base import DURATION, check_lock, still_exists, task_type, unlock_guest
 from .config import regenerate_macs
 from .disks import (allocate_volume, check_storage, copy_progress, disk_volid, is_cdrom, replace_file,
                     storage_supports)
-from .create import add_to_pool, check_pool, check_vm_allocate, new_guest, smbios_uuid
+from .create import add_to_pool, check_pool, check_vm_allocate, discard_new_guest, new_guest, smbios_uuid
 
 
 def clone(ctx, guest: Guest, p: dict) -> str:
@@ -135,11 +135,7 @@ def clone(ctx, guest: Guest, p: dict) -> str:
                 add_to_pool(cluster, newid, pool)
                 cluster.log_event(guest.node, ctx.authid, f"clone {guest.kind} {guest.vmid} to {newid}")
         except BaseException:
-            with cluster.lock:
-                for volid in created:
-                    cluster.remove_volume(volid, new_node)
-                if cluster.guests.get(newid) is clone_guest:
-                    del cluster.guests[newid]
+            discard_new_guest(cluster, clone_guest, created)
             raise
         finally:
             if source_lock:

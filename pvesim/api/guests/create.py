@@ -64,6 +64,15 @@ def register_new_guest(cluster: Cluster, *, vmid: int, type_: str, node: str, co
         return new_guest(cluster, vmid=vmid, type_=type_, node=node, config=initial)
 
 
+def discard_new_guest(cluster: Cluster, guest: Guest, volids: list[str]) -> None:
+    """Undo a failed create or clone: remove the volumes it allocated and the guest itself."""
+    with cluster.lock:
+        for volid in volids:
+            cluster.remove_volume(volid, guest.node)
+        if cluster.guests.get(guest.vmid) is guest:
+            del cluster.guests[guest.vmid]
+
+
 def create_task(ctx, guest: Guest, p: dict, disks: dict[str, str], build: Callable,
                 finish: Callable[[dict], None] | None = None) -> str:
     """qmcreate/vzcreate for a guest from register_new_guest: allocate `disks`, run build(t) (the
@@ -92,11 +101,7 @@ def create_task(ctx, guest: Guest, p: dict, disks: dict[str, str], build: Callab
                     ha_add(cluster, guest, "started" if start_after else "stopped")
                 cluster.log_event(node, ctx.authid, f"create {guest.kind} {vmid}")
         except BaseException:
-            with cluster.lock:
-                for volid in created:
-                    cluster.remove_volume(volid, node)
-                if cluster.guests.get(vmid) is guest:
-                    del cluster.guests[vmid]
+            discard_new_guest(cluster, guest, created)
             raise
         if start_after and not ha_managed:
             start_guest(cluster, guest, ctx.authid)
