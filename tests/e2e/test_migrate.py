@@ -63,6 +63,8 @@ def test_migrate_a_running_vm_and_watch_the_percentage(operator_page, live_serve
     assert seen[-1] == 100 and seen == sorted(seen), seen
     assert page.evaluate("window.__noReload") is True  # every step came over the websocket
     assert "now runs on pve3" in page.locator("#migrate-dialog").inner_text()
+    # The details block was told it is stale and reloaded itself: the summary names the new node.
+    page.locator(f"#guest-{vm.pk}-details").get_by_role("link", name="pve3", exact=True).wait_for(timeout=30_000)
     op = Operation.objects.get(kind="guest.migrate")
     assert op.status == "succeeded"
     assert Guest.objects.get(pk=vm.pk).node.name == "pve3"
@@ -80,3 +82,28 @@ def test_migrate_dialog_explains_refused_nodes(operator_page, live_server, sim_c
     assert "mapped device hostpci0 (gpu-l40s) has no mapping there" in dialog.inner_text()
     assert dialog.get_by_role("button", name="Migrate").is_disabled()
     page.screenshot(path=str(ARTIFACTS / "migrate-refused.png"), full_page=True)
+
+
+def test_back_up_from_the_backups_page_and_see_it_listed(operator_page, live_server, sim_cluster, celery_worker):
+    """The backups page: back up now with a live percentage, then the restore dialog (screenshots)."""
+    page = operator_page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1360, "height": 900})
+    vm = Guest.objects.get(cluster=sim_cluster, vmid=101)
+    page.goto(f"{live_server.url}/guests/{vm.pk}/backups/")
+    page.get_by_role("button", name="Back up now…").click()
+    dialog = page.locator("#backup-dialog")
+    dialog.wait_for()
+    dialog.locator("select[name=storage]").select_option("nfs-store")
+    page.screenshot(path=str(ARTIFACTS / "backup-dialog.png"), full_page=True)
+    dialog.get_by_role("button", name="Back up now").click()
+    page.wait_for_selector('#backup-panel .operation-status[data-status="succeeded"]', timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "backup-succeeded.png"), full_page=True)
+    op = Operation.objects.get(kind="guest.backup")
+    page.goto(f"{live_server.url}/guests/{vm.pk}/backups/")
+    filename = op.result["volid"].rsplit("/", 1)[-1]
+    row = page.locator("tr", has_text=filename)
+    row.wait_for()
+    row.get_by_role("button", name="Restore…").click()
+    page.locator("#restore-dialog").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "backup-restore-dialog.png"), full_page=True)

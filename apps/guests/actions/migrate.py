@@ -380,6 +380,10 @@ def _moved(guest: Guest, target: str, client) -> None:
     Guest.objects.filter(pk=guest.pk).update(node=node, updated=timezone.now())
     guest.node = node
     services._status_update(guest, client)
+    try:  # the open guest page reloads its details (node, tasks) when told they are fresh
+        services.guest_refresh(guest=guest, client=client)
+    except ProxmoxError as exc:
+        logger.info("details of %s after migration not read: %s", guest, exc)
 
 
 def run_migrate(operation: Operation, reporter: OperationReporter, *, guest_id: int, target: str) -> dict:
