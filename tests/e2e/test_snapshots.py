@@ -50,3 +50,38 @@ def test_take_and_roll_back_a_snapshot_live(operator_page, live_server, sim_clus
     assert pve.get("nodes/pve2/qemu/101/config")["cores"] == 4
     assert page.evaluate("window.__noReload") is True  # all of it swapped in live, no reload
     page.screenshot(path=str(ARTIFACTS / "snapshots-rolled-back.png"), full_page=True)
+
+
+def test_settings_form_saves_and_shows_a_conflict(operator_page, live_server, sim_cluster, celery_worker, pve):
+    """The settings page reads the guest fresh, saves through an operation, and a concurrent change
+    made behind its back gives the conflict banner with Proxmox's message (plus page screenshots)."""
+    page = operator_page
+    page.set_viewport_size({"width": 1360, "height": 1000})
+    page.on("dialog", lambda dialog: dialog.accept())
+    vm = Guest.objects.get(cluster=sim_cluster, vmid=104)
+    page.goto(f"{live_server.url}/guests/{vm.pk}/config/")
+    page.wait_for_selector("form#guest-config input[name=digest]", state="attached", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "settings-form.png"), full_page=True)
+    page.fill("input[name=cores]", "6")
+    page.fill("input[name=resize_scsi0]", "120")
+    page.click("form#guest-config button[type=submit]")
+    page.wait_for_selector("#guest-config .operation-status[data-status=succeeded]", timeout=30_000)
+    assert pve.get("nodes/pve3/qemu/104/config")["cores"] == 6
+    page.screenshot(path=str(ARTIFACTS / "settings-saved.png"), full_page=True)
+
+    page.click("text=Edit again")
+    page.wait_for_selector("form#guest-config input[name=digest]", state="attached", timeout=30_000)
+    pve.put("nodes/pve3/qemu/104/config", description="changed by someone else")
+    page.fill("input[name=memory]", "4096")
+    page.click("form#guest-config button[type=submit]")
+    banner = page.locator("#guest-config .banner.conflict")
+    banner.wait_for()
+    assert "Someone else changed this guest since you opened the form" in banner.inner_text()
+    assert "detected modified configuration - file changed by other user? Try again." in banner.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "settings-conflict.png"), full_page=True)
+
+    page.goto(f"{live_server.url}/guests/{vm.pk}/clone/")
+    page.fill("#delete-form input[name=confirm]", "1")
+    page.click("#delete-form button[type=submit]")
+    page.locator("#delete-form .error").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "clone-page.png"), full_page=True)

@@ -354,7 +354,7 @@ class GuestTemplateView(LoginRequiredMixin, View):
             text = error_text(exc) if isinstance(exc, ValidationError) else str(exc)
             return partial(request, "guests/partials/guest_action_error.html", {"error": text})
         audit(request, "guests.guest_template", guest, operation)
-        return partial(request, "operations/partials/operation_progress.html", progress_context(operation))
+        return partial(request, "guests/config/operation.html", progress_context(operation))
 
 
 class GuestDeleteView(LoginRequiredMixin, View):

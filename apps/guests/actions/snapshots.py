@@ -280,7 +280,7 @@ class GuestSnapshotActionView(LoginRequiredMixin, View):
             audit(request, f"guests.snapshot_{action}", guest, result=AuditResult.DENIED)
             return partial(request, "guests/partials/guest_action_error.html", {"error": str(exc)})
         audit(request, f"guests.snapshot_{action}", guest, operation, name=name)
-        return partial(request, "operations/partials/operation_progress.html", progress_context(operation))
+        return partial(request, "guests/config/operation.html", progress_context(operation))
 
 
 class GuestSnapshotTreeView(LoginRequiredMixin, View):
