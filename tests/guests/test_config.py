@@ -79,7 +79,7 @@ def test_two_editors_the_second_gets_a_conflict_with_proxmoxs_message(sim_cluste
     vm = fresh(sim_cluster, 104)
     opened_digest = vm.config_digest
     # Someone else saves in between (another portal user or Proxmox's own UI).
-    pve.put(f"nodes/pve3/qemu/104/config", cores=2)
+    pve.put("nodes/pve3/qemu/104/config", cores=2)
     body = patch(api, vm, {"digest": opened_digest, "memory": 4096}, expect=409)
     assert body["detail"].startswith(CONFLICT_TEXT)
     assert body["proxmox_message"] == PROXMOX_CONFLICT

@@ -19,11 +19,13 @@ from django.db import transaction
 from django.shortcuts import render
 from django.urls import path
 from django.views import View
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.views import APIView
 
 from apps.core.models import AuditResult
+from apps.operations.api.serializers import OperationSerializer
 from apps.operations.clients import client_for
 from apps.operations.live import progress_context
 from apps.operations.models import Operation
@@ -413,6 +415,7 @@ class GuestCloneAPIView(APIView):
     permission_classes = [IsAuthenticated]
     serializer_class = CloneSerializer
 
+    @extend_schema(request=CloneSerializer, responses={202: OperationSerializer})
     def post(self, request, pk):
         guest = guest_or_404(request, pk)
         body = CloneSerializer(data=request.data)
@@ -427,6 +430,7 @@ class GuestTemplateAPIView(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(request=None, responses={202: OperationSerializer})
     def post(self, request, pk):
         guest = guest_or_404(request, pk)
         operation = guest_template(guest=guest, user=request.user)
@@ -453,6 +457,7 @@ class GuestDeleteAPIView(APIView):
     permission_classes = [IsAuthenticated]
     serializer_class = DeleteSerializer
 
+    @extend_schema(request=DeleteSerializer, responses={202: OperationSerializer})
     def post(self, request, pk):
         return delete_response(request, guest_or_404(request, pk), request.data)
 

@@ -35,6 +35,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views import View
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -809,11 +810,15 @@ class GuestConfigAPIView(APIView):
     def _guest(self, request, pk) -> Guest:
         return guest_or_404(request, pk)
 
+    @extend_schema(responses={200: inline_serializer("GuestConfigRead", fields={
+        "config": serializers.DictField(), "digest": serializers.CharField(),
+        "read_at": serializers.DateTimeField(allow_null=True)})})
     def get(self, request, pk):
         guest = self._guest(request, pk)
         return Response({"config": guest.config, "digest": guest.config_digest,
                          "read_at": guest.details_synced_at})
 
+    @extend_schema(request=GuestConfigSerializer, responses={202: OperationSerializer})
     def patch(self, request, pk):
         guest = self._guest(request, pk)
         body = GuestConfigSerializer(data=request.data)

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.urls import path
 from django.utils import timezone
 from django.views import View
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -26,6 +27,7 @@ from rest_framework.views import APIView
 from apps.core.models import AuditResult
 from apps.operations.live import progress_context
 from apps.operations.models import Operation
+from apps.operations.api.serializers import OperationSerializer
 from apps.operations.clients import client_for
 from apps.operations.services import OperationReporter, operation_create, run_operation
 
@@ -317,12 +319,16 @@ class GuestSnapshotsAPIView(APIView):
     permission_classes = [IsAuthenticated]
     serializer_class = SnapshotCreateSerializer
 
+    @extend_schema(responses={200: inline_serializer("GuestSnapshotTree", fields={
+        "count": serializers.IntegerField(), "current_parent": serializers.CharField(),
+        "results": SnapshotSerializer(many=True)})})
     def get(self, request, pk):
         guest = guest_or_404(request, pk)
         rows = guest.snapshots.all().order_by("snaptime", "name")
         return Response({"count": len(rows), "current_parent": (guest.config or {}).get("parent", ""),
                          "results": SnapshotSerializer(rows, many=True).data})
 
+    @extend_schema(request=SnapshotCreateSerializer, responses={202: OperationSerializer})
     def post(self, request, pk):
         guest = guest_or_404(request, pk)
         body = SnapshotCreateSerializer(data=request.data)
@@ -337,6 +343,7 @@ class GuestSnapshotAPIView(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(request=None, responses={202: OperationSerializer})
     def delete(self, request, pk, name):
         guest = guest_or_404(request, pk)
         operation = guest_snapshot_delete(guest=guest, user=request.user, name=name)
@@ -349,6 +356,7 @@ class GuestSnapshotRollbackAPIView(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(request=None, responses={202: OperationSerializer})
     def post(self, request, pk, name):
         guest = guest_or_404(request, pk)
         operation = guest_snapshot_rollback(guest=guest, user=request.user, name=name)
