@@ -565,6 +565,9 @@ def run_config(operation, reporter: OperationReporter, *, guest_id: int, resizes
         reporter.event("Re-reading the configuration from Proxmox", progress=95)
         refresh_after(guest, client, reporter)
         return {"resized": [d for d, _ in resizes]}
+    except Exception:
+        refresh_after(guest, client, reporter)  # the PUT step may have changed it: show what is true now
+        raise
     finally:
         client.close()
 
@@ -578,6 +581,7 @@ def guest_config_task(operation_id: str, **kwargs) -> None:
 
 FRESH_SECONDS = 3  # a read this recent is good enough to edit from (no new read queued)
 WAIT_SECONDS = 30  # how long the page waits for the read before saying Proxmox did not answer
+ERROR_GRACE = 5
 
 
 def _key(api_key: str) -> str:
@@ -724,7 +728,8 @@ class GuestConfigFormView(LoginRequiredMixin, View):
         synced = guest.details_synced_at.timestamp() if guest.details_synced_at else 0.0
         waited = timezone.now().timestamp() - since
         if synced + 0.001 < since:
-            if guest.details_error or waited > WAIT_SECONDS:
+            # An error saved before this read was queued may be old news: give the new read a moment.
+            if (guest.details_error and waited > ERROR_GRACE) or waited > WAIT_SECONDS:
                 return partial(request, "guests/config/loading.html", {
                     "guest": guest, "since": since, "failed": guest.details_error or "Proxmox did not answer in time."})
             return partial(request, "guests/config/loading.html", {"guest": guest, "since": since})
