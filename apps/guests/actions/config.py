@@ -42,6 +42,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core import live
+from apps.core import api as _core_api  # noqa: F401  (loads DRF generics before our schema decorators run)
 from apps.core.models import AuditResult
 from apps.core.scoping import is_operator
 from apps.core.services import audit_log

@@ -24,6 +24,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core import api as _core_api  # noqa: F401  (loads DRF generics before our schema decorators run)
 from apps.core.models import AuditResult
 from apps.operations.live import progress_context
 from apps.operations.models import Operation
