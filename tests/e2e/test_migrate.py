@@ -100,10 +100,36 @@ def test_back_up_from_the_backups_page_and_see_it_listed(operator_page, live_ser
     page.wait_for_selector('#backup-panel .operation-status[data-status="succeeded"]', timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "backup-succeeded.png"), full_page=True)
     op = Operation.objects.get(kind="guest.backup")
-    page.goto(f"{live_server.url}/guests/{vm.pk}/backups/")
     filename = op.result["volid"].rsplit("/", 1)[-1]
-    row = page.locator("tr", has_text=filename)
-    row.wait_for()
+    row = page.locator("#guest-backups tr", has_text=filename)
+    row.wait_for()  # the list reloaded itself when the operation finished
+    page.screenshot(path=str(ARTIFACTS / "backup-listed.png"), full_page=True)
     row.get_by_role("button", name="Restore…").click()
     page.locator("#restore-dialog").wait_for()
     page.screenshot(path=str(ARTIFACTS / "backup-restore-dialog.png"), full_page=True)
+
+
+def test_backup_job_pages(operator_page, live_server, sim_cluster, operator):
+    """Add a backup job in the browser (a bad schedule first), then the list (screenshots)."""
+    from apps.guests.models import BackupJob
+
+    page = operator_page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1360, "height": 900})
+    page.goto(f"{live_server.url}/backup-jobs/add/")
+    page.fill("input[name=schedule]", "mon..fry 02:30")
+    page.fill("input[name=storage]", "nfs-store")
+    page.check("input[name=selection][value=vmid]")
+    page.select_option("select[name=vmids]", ["100", "101"])
+    page.fill("input[name=keep-last]", "3")
+    page.fill("input[name=keep-daily]", "7")
+    page.get_by_role("button", name="Create job").click()
+    assert "'fry' is not a weekday" in page.locator("form.dialog").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "backupjob-error.png"), full_page=True)
+    page.fill("input[name=schedule]", "mon..fri 02:30")
+    page.get_by_role("button", name="Create job").click()
+    page.wait_for_url(f"{live_server.url}/backup-jobs/")
+    job = BackupJob.objects.get()
+    assert job.vmids == [100, 101] and job.retention == {"keep-last": 3, "keep-daily": 7}
+    assert "mon..fri 02:30" in page.locator(f"#backupjob-{job.pk}").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "backupjob-list.png"), full_page=True)
