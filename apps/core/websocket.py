@@ -89,6 +89,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 self.groups_joined.append(group)
         await self.accept()
         if self.groups_joined:
+            self._closing = asyncio.Event()
             self._presence_task = asyncio.ensure_future(self._keep_presence())
         if self.format == "json":
             denied = [g for g in dict.fromkeys(requested) if g not in self.groups_joined]
@@ -97,16 +98,21 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         task = getattr(self, "_presence_task", None)
         if task is not None:
-            task.cancel()
+            # Let an in-flight refresh finish first, or it could re-add us after we leave.
+            self._closing.set()
+            await task
             await sync_to_async(live.presence, thread_sensitive=False)(self.groups_joined, self.channel_name, False)
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def _keep_presence(self):
         """Mark this socket as watching its groups, refreshed while it stays open (see live.presence)."""
-        while True:
+        while not self._closing.is_set():
             await sync_to_async(live.presence, thread_sensitive=False)(self.groups_joined, self.channel_name, True)
-            await asyncio.sleep(live.PRESENCE_REFRESH)
+            try:
+                await asyncio.wait_for(self._closing.wait(), live.PRESENCE_REFRESH)
+            except asyncio.TimeoutError:
+                pass
 
     async def receive(self, text_data=None, bytes_data=None):
         pass  # read-only stream; actions go through HTTP (CSRF, audit)
