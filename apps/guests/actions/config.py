@@ -286,227 +286,236 @@ class ConfigPlan:
         return bool(self.params or self.delete or self.resizes)
 
 
-def _free_key(config: dict, prefix: str, limit: int, taken: set[str]) -> str | None:
-    for n in range(limit):
-        key = f"{prefix}{n}"
-        if key not in config and key not in taken:
-            return key
-    return None
+class _Planner:
+    """Builds one ConfigPlan section by section; every problem is collected, keyed like the API field."""
+
+    def __init__(self, guest: Guest, changes: dict):
+        self.guest, self.changes = guest, changes
+        self.config = dict(guest.config or {})
+        self.qemu = guest.type == GuestType.QEMU
+        self.plan, self.errors = ConfigPlan(), {}
+        self.taken: set[str] = set()  # config keys given to new disks/cards in this plan
+
+    def err(self, key: str, message: str) -> None:
+        self.errors.setdefault(key, []).append(message)
+
+    def put(self, key: str, value, words: str) -> None:
+        self.plan.params[key] = value
+        self.plan.summary.append(words)
+
+    def set_or_clear(self, key: str, value, words: str) -> None:
+        """An empty value clears the key (`delete=`), as Proxmox wants."""
+        if value:
+            self.put(key, value, f"{words} → {value}" if key not in ("description", "sshkeys") else f"{words} set")
+        else:
+            self.plan.delete.append(key)
+            self.plan.summary.append(f"{words} cleared")
+
+    def given(self, key: str) -> bool:
+        return self.changes.get(key) is not None
+
+    def general(self) -> None:
+        config, changes = self.config, self.changes
+        for key in ("cores", "memory", "swap"):
+            if not self.given(key):
+                continue
+            if key == "swap" and self.qemu:
+                self.err("swap", "VMs have no swap setting; only containers do")
+                continue
+            low, high = LIMITS[key]
+            value = int(changes[key])
+            if not low <= value <= high:
+                unit = " MiB" if key != "cores" else ""
+                self.err(key, f"must be between {low}{unit} and {high}{unit}")
+            elif str(value) != str(config.get(key, "")).split("=")[-1]:
+                self.put(key, value, f"{key} {config.get(key, '-')} → {value}")
+        if self.given("description"):
+            text = str(changes["description"])
+            if len(text) > 8192:
+                self.err("description", "may be at most 8192 characters")
+            elif text.strip() != str(config.get("description", "")).strip():
+                self.set_or_clear("description", text if text.strip() else "", "description")
+        if self.given("tags"):
+            tags = _tags(changes["tags"])
+            bad = [t for t in tags if not TAG_RE.match(t)]
+            if bad:
+                self.err("tags", f"invalid tag '{bad[0]}': letters, digits and _ - + . only, not starting with - + .")
+            elif sorted(tags) != sorted(_tags(config.get("tags"))):
+                self.set_or_clear("tags", ";".join(tags), "tags")
+        for key, words in (("protection", "protection"), ("onboot", "start on boot")):
+            if self.given(key) and bool(changes[key]) != (str(config.get(key, "0")) == "1"):
+                self.put(key, 1 if changes[key] else 0, f"{words} {'on' if changes[key] else 'off'}")
+
+    def cloud_init(self) -> None:
+        """User and SSH keys (VMs); the IPv4 address: ipconfig0 for VMs, net0's ip/gw for containers."""
+        config, changes = self.config, self.changes
+        for key in ("ciuser", "sshkeys"):
+            if self.given(key) and not self.qemu and str(changes[key]).strip():
+                self.err(key, "containers have no cloud-init; set SSH keys and users inside the container")
+        if self.qemu and self.given("ciuser"):
+            user = str(changes["ciuser"]).strip()
+            if user and not USER_RE.match(user):
+                self.err("ciuser", "a user name: lowercase letters, digits, _ and -, starting with a letter or _ "
+                                   "(max 32)")
+            elif user != config.get("ciuser", ""):
+                self.set_or_clear("ciuser", user, "cloud-init user")
+        if self.qemu and self.given("sshkeys"):
+            try:
+                keys = validate_ssh_keys(changes["sshkeys"])
+            except ValueError as exc:
+                self.err("sshkeys", str(exc))
+            else:
+                current = [k.strip() for k in unquote(config.get("sshkeys", "")).splitlines() if k.strip()]
+                if keys != current:
+                    # PVE wants the keys URL-encoded (pve-semantics §3.2), one per line.
+                    self.set_or_clear("sshkeys", quote("\n".join(keys) + "\n", safe="") if keys else "",
+                                      f"SSH keys ({len(keys)})" if keys else "SSH keys")
+        if self.given("ip") or self.given("gateway"):
+            self._address()
+
+    def _address(self) -> None:
+        cur_ip, cur_gw = _ipconfig(self.guest)
+        ip = str(self.changes["ip"] if self.given("ip") else cur_ip).strip()
+        gw = str(self.changes["gateway"] if self.given("gateway") else cur_gw).strip()
+        net = None
+        if ip and ip != "dhcp":
+            try:
+                net = _cidr(ip)
+            except ValueError as exc:
+                self.err("ip", str(exc))
+        if gw and (not ip or ip == "dhcp"):
+            self.err("gateway", "a gateway needs a static IP address")
+        elif gw:
+            try:
+                if net is not None and ipaddress.IPv4Address(gw) not in net.network:
+                    self.err("gateway", f"{gw} is not inside {net.network}")
+            except ValueError:
+                self.err("gateway", f"'{gw}' is not an IPv4 address")
+        if "ip" in self.errors or "gateway" in self.errors or (ip, gw) == (cur_ip, cur_gw):
+            return
+        words = f"IP → {ip or 'dhcp'}{' via ' + gw if gw else ''}"
+        if self.qemu:
+            if not ip:
+                self.set_or_clear("ipconfig0", "", "IP configuration")
+            else:
+                self.put("ipconfig0", "ip=dhcp" if ip == "dhcp" else f"ip={ip}" + (f",gw={gw}" if gw else ""), words)
+        elif "net0" not in self.config:
+            self.err("ip", "the container has no network card net0 to put the address on")
+        else:
+            self.put("net0", set_props(self.config["net0"], {"ip": ip or "dhcp", "gw": gw or None}), words)
+
+    def disks(self) -> None:
+        from apps.storage.models import Storage
+
+        guest, qemu = self.guest, self.qemu
+        resizable = {d["key"]: d for d in resizable_disks(guest)}
+        for key, gib in (self.changes.get("resize") or {}).items():
+            disk, gib, field = resizable.get(key), int(gib), f"resize.{key}"
+            if disk is None:
+                self.err(field, f"{guest.kind} has no disk {key} that can be resized")
+            elif gib * GiB < disk["bytes"]:
+                self.err(field, f"disks can only grow: {key} is {disk['size']} now; give at least {disk['gib']} GiB")
+            elif gib > MAX_DISK_GIB:
+                self.err(field, f"at most {MAX_DISK_GIB} GiB")
+            elif gib * GiB > disk["bytes"]:
+                self.plan.resizes.append((key, f"{gib}G"))
+                self.plan.resize_summary.append(f"{key} {disk['size']} → {gib}G")
+        storage_ids = set(Storage.objects.filter(
+            cluster_id=guest.cluster_id, nodes__contains=[guest.node.name],
+            content__contains=["images" if qemu else "rootdir"]).values_list("storage", flat=True))
+        for i, disk in enumerate(self.changes.get("add_disks") or []):
+            prefix = f"add_disks.{i}"
+            storage, size = str(disk.get("storage") or ""), disk.get("size")
+            mountpoint = str(disk.get("mountpoint") or "").strip()
+            if storage not in storage_ids:
+                self.err(f"{prefix}.storage", f"'{storage}' is not a storage for "
+                         f"{'disk images' if qemu else 'container volumes'} on node {guest.node.name}; "
+                         f"one of: {', '.join(sorted(storage_ids)) or 'none'}")
+            if size is None or not 1 <= int(size) <= MAX_DISK_GIB:
+                self.err(f"{prefix}.size", f"give a size between 1 and {MAX_DISK_GIB} GiB")
+            if not qemu and not MOUNT_RE.match(mountpoint or "-"):
+                self.err(f"{prefix}.mountpoint", "give the path inside the container, e.g. /data")
+            key = self._free_key("scsi" if qemu else "mp", 31 if qemu else 256)
+            if key is None:
+                self.err(f"{prefix}.storage", "no free disk slot left")
+            if key is None or any(k.startswith(prefix + ".") for k in self.errors):
+                continue
+            self.put(key, f"{storage}:{int(size)}" + ("" if qemu else f",mp={mountpoint}"),
+                     f"new disk {key}: {int(size)} GiB on {storage}")
+
+    def _free_key(self, prefix: str, limit: int) -> str | None:
+        for n in range(limit):
+            key = f"{prefix}{n}"
+            if key not in self.config and key not in self.taken:
+                self.taken.add(key)
+                return key
+        return None
+
+    def _nic(self, prefix: str, nic: dict) -> dict | None:
+        """Property-string updates (bridge, tag, firewall) from an API NIC dict; None when invalid."""
+        out = {}
+        if "bridge" in nic:
+            out["bridge"] = str(nic.get("bridge") or "").strip()
+            if not BRIDGE_RE.match(out["bridge"]):
+                self.err(f"{prefix}.bridge", "give a bridge name such as vmbr0")
+        if "vlan" in nic:
+            vlan = nic.get("vlan")
+            if vlan not in (None, "") and not 1 <= int(vlan) <= 4094:
+                self.err(f"{prefix}.vlan", "a VLAN tag is between 1 and 4094 (empty for none)")
+            out["tag"] = str(int(vlan)) if vlan not in (None, "") else None
+        if nic.get("firewall") is not None:
+            out["firewall"] = "1" if nic["firewall"] else None
+        return None if any(k.startswith(prefix + ".") for k in self.errors) else out
+
+    def nets(self) -> None:
+        guest, config = self.guest, self.config
+        nets = {n["key"] for n in guest_config.networks(config, guest.type)}
+        removed = [str(k) for k in self.changes.get("remove_nets") or []]
+        for key in removed:
+            if key not in nets:
+                self.err("remove_nets", f"{guest.kind} has no network card {key}")
+            else:
+                self.plan.delete.append(key)
+                self.plan.summary.append(f"network card {key} removed")
+        for key, nic in (self.changes.get("nets") or {}).items():
+            if key in removed:
+                continue
+            if key not in nets:
+                self.err(f"nets.{key}", f"{guest.kind} has no network card {key}")
+                continue
+            current = guest_config.parse_property_string(config[key], "model")
+            wanted = {k: v for k, v in (self._nic(f"nets.{key}", nic) or {}).items() if (current.get(k) or None) != v}
+            if wanted:
+                self.put(key, set_props(config[key], wanted), f"network card {key} → " + ", ".join(
+                    f"{'vlan' if k == 'tag' else k} {v if v is not None else 'off'}" for k, v in wanted.items()))
+        for i, nic in enumerate(self.changes.get("add_nets") or []):
+            updates = self._nic(f"add_nets.{i}", {"bridge": nic.get("bridge"), "vlan": nic.get("vlan"),
+                                                  "firewall": nic.get("firewall", False)})
+            key = self._free_key("net", 32)
+            if key is None:
+                self.err(f"add_nets.{i}.bridge", "no free network card slot left")
+            if updates is None or key is None:
+                continue
+            extra = "".join(f",{k}={v}" for k, v in (("tag", updates["tag"]), ("firewall", updates["firewall"])) if v)
+            if self.qemu:
+                value = f"virtio,bridge={updates['bridge']}"  # Proxmox generates the MAC
+            else:
+                value = f"name=eth{key[3:]},bridge={updates['bridge']},ip=dhcp,type=veth"
+            self.put(key, value + extra, f"new network card {key} on {updates['bridge']}")
 
 
 def plan_changes(guest: Guest, changes: dict) -> ConfigPlan:
     """Compare `changes` (the API shape, see GuestConfigSerializer) with the guest's cached config and
     return what to send. Unchanged values are left out. Raises ValidationError with every field's
     reason (keys like `memory`, `resize.scsi0`, `nets.net0.vlan`, `add_disks.0.size`)."""
-    from apps.storage.models import Storage
-
-    config = dict(guest.config or {})
-    qemu = guest.type == GuestType.QEMU
-    plan, errors = ConfigPlan(), {}
-
-    def err(key, message):
-        errors.setdefault(key, []).append(message)
-
-    def put(key, value, words):
-        plan.params[key] = value
-        plan.summary.append(words)
-
-    for key in ("cores", "memory", "swap"):
-        if changes.get(key) is None:
-            continue
-        if key == "swap" and qemu:
-            err("swap", "VMs have no swap setting; only containers do")
-            continue
-        low, high = LIMITS[key]
-        value = int(changes[key])
-        if not low <= value <= high:
-            unit = " MiB" if key != "cores" else ""
-            err(key, f"must be between {low}{unit} and {high}{unit}")
-        elif str(value) != str(config.get(key, "")).split("=")[-1]:
-            put(key, value, f"{key} {config.get(key, '-')} → {value}")
-    if changes.get("description") is not None:
-        text = str(changes["description"])
-        if len(text) > 8192:
-            err("description", "may be at most 8192 characters")
-        elif text.strip() != str(config.get("description", "")).strip():
-            if text.strip():
-                put("description", text, "description changed")
-            else:
-                plan.delete.append("description")
-                plan.summary.append("description cleared")
-    if changes.get("tags") is not None:
-        tags = _tags(changes["tags"])
-        bad = [t for t in tags if not TAG_RE.match(t)]
-        if bad:
-            err("tags", f"invalid tag '{bad[0]}': letters, digits and _ - + . only, not starting with - + .")
-        elif sorted(tags) != sorted(_tags(config.get("tags"))):
-            if tags:
-                put("tags", ";".join(tags), f"tags → {', '.join(tags)}")
-            else:
-                plan.delete.append("tags")
-                plan.summary.append("tags cleared")
-    for key, words in (("protection", "protection"), ("onboot", "start on boot")):
-        if changes.get(key) is not None and bool(changes[key]) != (str(config.get(key, "0")) == "1"):
-            put(key, 1 if changes[key] else 0, f"{words} {'on' if changes[key] else 'off'}")
-
-    # cloud-init (VMs) / IP of the first NIC (CTs)
-    for key in ("ciuser", "sshkeys"):
-        if changes.get(key) is not None and not qemu and str(changes[key]).strip():
-            err(key, "containers have no cloud-init; set SSH keys and users inside the container")
-    if qemu and changes.get("ciuser") is not None:
-        user = str(changes["ciuser"]).strip()
-        if user and not USER_RE.match(user):
-            err("ciuser", "a user name: lowercase letters, digits, _ and -, starting with a letter or _ (max 32)")
-        elif user != config.get("ciuser", ""):
-            if user:
-                put("ciuser", user, f"cloud-init user → {user}")
-            else:
-                plan.delete.append("ciuser")
-                plan.summary.append("cloud-init user cleared")
-    if qemu and changes.get("sshkeys") is not None:
-        try:
-            keys = validate_ssh_keys(changes["sshkeys"])
-        except ValueError as exc:
-            err("sshkeys", str(exc))
-        else:
-            current = [k.strip() for k in unquote(config.get("sshkeys", "")).splitlines() if k.strip()]
-            if keys != current:
-                if keys:
-                    # PVE wants the keys URL-encoded (pve-semantics §3.2), one per line.
-                    put("sshkeys", quote("\n".join(keys) + "\n", safe=""), f"SSH keys → {len(keys)} key(s)")
-                else:
-                    plan.delete.append("sshkeys")
-                    plan.summary.append("SSH keys cleared")
-    if changes.get("ip") is not None or changes.get("gateway") is not None:
-        cur_ip, cur_gw = _ipconfig(guest)
-        ip = str(changes.get("ip") if changes.get("ip") is not None else cur_ip).strip()
-        gw = str(changes.get("gateway") if changes.get("gateway") is not None else cur_gw).strip()
-        net = None
-        if ip and ip != "dhcp":
-            try:
-                net = _cidr(ip)
-            except ValueError as exc:
-                err("ip", str(exc))
-        if gw:
-            if not ip or ip == "dhcp":
-                err("gateway", "a gateway needs a static IP address")
-            else:
-                try:
-                    gw_addr = ipaddress.IPv4Address(gw)
-                    if net is not None and gw_addr not in net.network:
-                        err("gateway", f"{gw} is not inside {net.network}")
-                except ValueError:
-                    err("gateway", f"'{gw}' is not an IPv4 address")
-        if "ip" not in errors and "gateway" not in errors and (ip, gw) != (cur_ip, cur_gw):
-            if qemu:
-                if ip:
-                    value = "ip=dhcp" if ip == "dhcp" else f"ip={ip}" + (f",gw={gw}" if gw else "")
-                    put("ipconfig0", value, f"IP → {ip}{' via ' + gw if gw else ''}")
-                else:
-                    plan.delete.append("ipconfig0")
-                    plan.summary.append("IP configuration cleared")
-            elif "net0" not in config:
-                err("ip", "the container has no network card net0 to put the address on")
-            else:
-                put("net0", set_props(config["net0"], {"ip": ip or "dhcp", "gw": gw or None}),
-                    f"IP → {ip or 'dhcp'}{' via ' + gw if gw else ''}")
-
-    # disks
-    disks = {d["key"]: d for d in resizable_disks(guest)}
-    for key, gib in (changes.get("resize") or {}).items():
-        disk = disks.get(key)
-        if disk is None:
-            err(f"resize.{key}", f"{guest.kind} has no disk {key} that can be resized")
-            continue
-        gib = int(gib)
-        if gib * GiB < disk["bytes"]:
-            err(f"resize.{key}", f"disks can only grow: {key} is {disk['size']} now; give at least {disk['gib']} GiB")
-        elif gib > MAX_DISK_GIB:
-            err(f"resize.{key}", f"at most {MAX_DISK_GIB} GiB")
-        elif gib * GiB > disk["bytes"]:
-            plan.resizes.append((key, f"{gib}G"))
-            plan.resize_summary.append(f"{key} {disk['size']} → {gib}G")
-    taken: set[str] = set()
-    storages = Storage.objects.filter(cluster_id=guest.cluster_id, nodes__contains=[guest.node.name],
-                                      content__contains=["images" if qemu else "rootdir"])
-    storage_ids = set(storages.values_list("storage", flat=True))
-    for i, disk in enumerate(changes.get("add_disks") or []):
-        storage, size = str(disk.get("storage") or ""), disk.get("size")
-        if storage not in storage_ids:
-            err(f"add_disks.{i}.storage", f"'{storage}' is not a storage for {'disk images' if qemu else 'container volumes'} "
-                f"on node {guest.node.name}; one of: {', '.join(sorted(storage_ids)) or 'none'}")
-        if size is None or not 1 <= int(size) <= MAX_DISK_GIB:
-            err(f"add_disks.{i}.size", f"give a size between 1 and {MAX_DISK_GIB} GiB")
-        mountpoint = str(disk.get("mountpoint") or "").strip()
-        if not qemu and not MOUNT_RE.match(mountpoint or "-"):
-            err(f"add_disks.{i}.mountpoint", "give the path inside the container, e.g. /data")
-        key = _free_key(config, "scsi" if qemu else "mp", 31 if qemu else 256, taken)
-        if key is None:
-            err(f"add_disks.{i}.storage", "no free disk slot left")
-        if any(k.startswith(f"add_disks.{i}.") for k in errors) or key is None:
-            continue
-        taken.add(key)
-        value = f"{storage}:{int(size)}" + ("" if qemu else f",mp={mountpoint}")
-        put(key, value, f"new disk {key}: {int(size)} GiB on {storage}")
-
-    # network cards
-    nets = {n["key"]: n for n in guest_config.networks(config, guest.type)}
-    removed = [str(k) for k in changes.get("remove_nets") or []]
-    for key in removed:
-        if key not in nets:
-            err("remove_nets", f"{guest.kind} has no network card {key}")
-        else:
-            plan.delete.append(key)
-            plan.summary.append(f"network card {key} removed")
-
-    def check_nic(prefix: str, nic: dict) -> dict | None:
-        out = {}
-        if "bridge" in nic:
-            bridge = str(nic.get("bridge") or "").strip()
-            if not BRIDGE_RE.match(bridge):
-                err(f"{prefix}.bridge", "give a bridge name such as vmbr0")
-            out["bridge"] = bridge
-        if "vlan" in nic:
-            vlan = nic.get("vlan")
-            if vlan not in (None, "") and not 1 <= int(vlan) <= 4094:
-                err(f"{prefix}.vlan", "a VLAN tag is between 1 and 4094 (empty for none)")
-            out["tag"] = str(int(vlan)) if vlan not in (None, "") else None
-        if "firewall" in nic and nic["firewall"] is not None:
-            out["firewall"] = "1" if nic["firewall"] else None
-        return None if any(k.startswith(prefix + ".") for k in errors) else out
-
-    for key, nic in (changes.get("nets") or {}).items():
-        if key in removed:
-            continue
-        if key not in nets:
-            err(f"nets.{key}", f"{guest.kind} has no network card {key}")
-            continue
-        updates = check_nic(f"nets.{key}", nic)
-        if not updates:
-            continue
-        current = guest_config.parse_property_string(config[key], "model")
-        wanted = {k: v for k, v in updates.items() if (current.get(k) or None) != v}
-        if wanted:
-            put(key, set_props(config[key], wanted), f"network card {key} → " +
-                ", ".join(f"{'vlan' if k == 'tag' else k} {v if v is not None else 'off'}" for k, v in wanted.items()))
-    for i, nic in enumerate(changes.get("add_nets") or []):
-        updates = check_nic(f"add_nets.{i}", {"bridge": nic.get("bridge"), "vlan": nic.get("vlan"),
-                                               "firewall": nic.get("firewall", False)})
-        key = _free_key(config, "net", 32, taken)
-        if updates is None or key is None:
-            if key is None:
-                err(f"add_nets.{i}.bridge", "no free network card slot left")
-            continue
-        taken.add(key)
-        extra = ",".join(f"{k}={v}" for k, v in (("tag", updates["tag"]), ("firewall", updates["firewall"])) if v)
-        if qemu:
-            value = f"virtio,bridge={updates['bridge']}"  # Proxmox generates the MAC
-        else:
-            value = f"name=eth{key[3:]},bridge={updates['bridge']},ip=dhcp,type=veth"
-        put(key, value + (f",{extra}" if extra else ""), f"new network card {key} on {updates['bridge']}")
-    if errors:
-        raise ValidationError(errors)
-    return plan
+    planner = _Planner(guest, changes)
+    planner.general()
+    planner.cloud_init()
+    planner.disks()
+    planner.nets()
+    if planner.errors:
+        raise ValidationError(planner.errors)
+    return planner.plan
 
 
 # -- the service and its worker -------------------------------------------------------------------
