@@ -246,3 +246,21 @@ def test_backup_job_pages(sim_cluster, client, pve):
     assert client.get(f"/backup-jobs/{job.pk}/edit/").status_code == 200
     assert client.post(f"/backup-jobs/{job.pk}/delete/").status_code == 302
     assert pve.get("cluster/backup") == []
+
+
+def test_container_backup_to_node_local_storage_and_restore_as_new(sim_cluster, celery_worker, api):
+    ct = guest(sim_cluster, 201)
+    op = api.post(f"/api/v1/guests/{ct.pk}/backup/", {"storage": "local", "mode": "suspend", "compress": "gzip"},
+                  expect=202)
+    done = finished(op["id"])
+    assert done.status == "succeeded", done.error
+    volid = done.result["volid"]
+    assert volid.startswith("local:backup/vzdump-lxc-201-") and volid.endswith(".tar.gz")
+    assert StorageContent.objects.get(volid=volid).storage.node.name == "pve3"
+    op = api.post(f"/api/v1/guests/{ct.pk}/restore/", {"backup": volid, "target": "new", "storage": "local-zfs"},
+                  expect=202)
+    done = finished(op["id"])
+    assert done.status == "succeeded", (done.error, [e.message for e in done.events.order_by("seq")])
+    assert any(":vzrestore:" in u for u in done.upids)
+    new = Guest.objects.get(cluster=sim_cluster, vmid=done.result["vmid"])
+    assert new.type == "lxc" and new.node.name == "pve3"

@@ -7,7 +7,6 @@ import contextlib
 import pytest
 
 from apps.guests.actions.migrate import MigrationProgress
-from apps.guests.models import Guest
 from apps.operations.models import Operation
 
 from tests.guests.test_power import final, guest, root_put
@@ -213,3 +212,11 @@ def test_progress_of_zfs_sends_adds_up_volumes():
     lines = ["total estimated size is 2G", "12:00:01   1024M   rpool/data/subvol-201-disk-0@__migration__",
              "total estimated size is 2G", "12:00:03   1G   rpool/data/subvol-201-disk-1@__migration__"]
     assert [parse(line) for line in lines] == [0.0, 25.0, 50.0, 75.0]
+
+
+def test_ha_managed_vm_is_followed_through_the_ha_manager(sim_cluster, celery_worker, api):
+    op = finished(migrate(api, sim_cluster, 100, "pve2")["id"], timeout=120)
+    assert op.status == "succeeded", (op.error, [e.message for e in op.events.order_by("seq")])
+    assert any(":hamigrate:100:" in u for u in op.upids) and any(":qmigrate:100:" in u for u in op.upids)
+    assert any(v and 0 < v < 100 for v in progress_values(op)), "the HA manager's migration task shows progress"
+    assert guest(sim_cluster, 100).node.name == "pve2"

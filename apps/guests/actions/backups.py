@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.dispatch import receiver
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.cache import patch_vary_headers
 from django.views import View
 from drf_spectacular.utils import extend_schema
