@@ -51,6 +51,16 @@ def test_take_and_roll_back_a_snapshot_live(operator_page, live_server, sim_clus
     assert page.evaluate("window.__noReload") is True  # all of it swapped in live, no reload
     page.screenshot(path=str(ARTIFACTS / "snapshots-rolled-back.png"), full_page=True)
 
+    # A second branch from the same snapshot: the tree nests both under it, "You are here" under the new one.
+    page.fill("#snapshot-take input[name=name]", "after-rollback")
+    page.click("#snapshot-take button[type=submit]")
+    tree.locator('[data-snapshot="after-rollback"]').wait_for(timeout=30_000)
+    depths = tree.locator(".snap-node").evaluate_all(
+        "rows => rows.map(r => [r.dataset.snapshot, getComputedStyle(r).getPropertyValue('--depth').trim()])")
+    assert depths == [["before-upgrade", "0"], ["after-rollback", "1"], ["current", "2"]]
+    assert page.evaluate("window.__noReload") is True
+    page.screenshot(path=str(ARTIFACTS / "snapshots-tree.png"), full_page=True)
+
 
 def test_settings_form_saves_and_shows_a_conflict(operator_page, live_server, sim_cluster, celery_worker, pve):
     """The settings page reads the guest fresh, saves through an operation, and a concurrent change
