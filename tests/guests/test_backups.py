@@ -264,3 +264,15 @@ def test_container_backup_to_node_local_storage_and_restore_as_new(sim_cluster, 
     assert any(":vzrestore:" in u for u in done.upids)
     new = Guest.objects.get(cluster=sim_cluster, vmid=done.result["vmid"])
     assert new.type == "lxc" and new.node.name == "pve3"
+
+
+def test_sync_loop_refreshes_the_job_mirror_now_and_then(sim_cluster, celery_worker, pve):
+    from django.core.cache import cache
+
+    from tests.storage.fixtures import sync
+
+    pve.post("cluster/backup", id="weekly-all", schedule="sun 01:00", storage="nfs-store", all=1)
+    cache.delete(f"guests:backup-jobs:{sim_cluster.pk}")
+    sync(sim_cluster)  # the guests.backup_jobs handler queues a re-read (no Proxmox call in the cycle)
+    job = wait_for(lambda: BackupJob.objects.filter(cluster=sim_cluster, job_id="weekly-all").first())
+    assert job.schedule == "sun 01:00" and job.next_run is not None

@@ -220,3 +220,23 @@ def test_ha_managed_vm_is_followed_through_the_ha_manager(sim_cluster, celery_wo
     assert any(":hamigrate:100:" in u for u in op.upids) and any(":qmigrate:100:" in u for u in op.upids)
     assert any(v and 0 < v < 100 for v in progress_values(op)), "the HA manager's migration task shows progress"
     assert guest(sim_cluster, 100).node.name == "pve2"
+
+
+def test_target_offline_before_the_portal_noticed_fails_in_words(sim_cluster, celery_worker, api, pvesim):
+    pvesim.admin("POST", "/nodes/pve3/power", state="off")  # no sync since: the portal still shows it online
+    done = finished(migrate(api, sim_cluster, 101, "pve3")["id"])
+    assert done.status == "failed"
+    assert done.error.startswith("Could not migrate VM 101 (web-02) to pve3: the target node pve3 is offline or "
+                                 "became unreachable; it is still on pve2. Proxmox said: "), done.error
+    assert guest(sim_cluster, 101).node.name == "pve2"
+
+
+def test_stopped_vm_migrates_offline(sim_cluster, celery_worker, api):
+    done = finished(migrate(api, sim_cluster, 104, "pve1")["id"])
+    assert done.status == "succeeded", done.error
+    assert done.result["mode"] == "offline" and guest(sim_cluster, 104).node.name == "pve1"
+
+
+def test_full_migrate_page_without_htmx(sim_cluster, client):
+    page = client.get(f"/guests/{guest(sim_cluster, 101).pk}/migrate/").content.decode()
+    assert "<title>Migrate 101 (web-02)" in page and 'id="migrate-dialog"' in page

@@ -527,7 +527,7 @@ _TargetSerializer = inline_serializer("MigrateTarget", many=True, fields={
     "reasons": serializers.ListField(child=serializers.CharField())})
 _PlanSerializer = inline_serializer("MigratePlan", fields={
     "guest_id": serializers.IntegerField(), "source": serializers.CharField(), "running": serializers.BooleanField(),
-    "mode": serializers.ChoiceField(choices=["live", "restart", "offline"]), "mode_text": serializers.CharField(),
+    "mode": serializers.CharField(help_text="live, restart or offline"), "mode_text": serializers.CharField(),
     "targets": _TargetSerializer, "blockers": serializers.ListField(child=serializers.CharField()),
     "notes": serializers.ListField(child=serializers.CharField()), "local_disks": serializers.ListField(),
     "disk_bytes": serializers.IntegerField()})
