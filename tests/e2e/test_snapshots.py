@@ -90,6 +90,10 @@ def test_settings_form_saves_and_shows_a_conflict(operator_page, live_server, si
     assert "detected modified configuration - file changed by other user? Try again." in banner.inner_text()
     page.screenshot(path=str(ARTIFACTS / "settings-conflict.png"), full_page=True)
 
+    page.goto(f"{live_server.url}/guests/{vm.pk}/")
+    page.get_by_role("navigation", name="Guest").get_by_role("link", name="Settings").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "guest-overview-tabs.png"))
+
     page.goto(f"{live_server.url}/guests/{vm.pk}/clone/")
     page.fill("#delete-form input[name=confirm]", "1")
     page.click("#delete-form button[type=submit]")
