@@ -19,7 +19,7 @@ from django import forms
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.dispatch import receiver
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -51,6 +51,7 @@ from .. import services
 from ..choices import GuestType
 from ..models import BackupJob, Guest, VmidReservation
 from ..selectors import guest_backups, guest_get, guest_list
+from .create import reserve_vmid
 
 logger = logging.getLogger(__name__)
 
@@ -186,32 +187,14 @@ def run_backup(operation, reporter, *, guest_id: int, storage: str, mode: str, c
 # -- restore ----------------------------------------------------------------------------------
 
 
-def _reserve_vmid(cluster_id: int, client, purpose: str) -> VmidReservation:
-    """Hold the first vmid free in Proxmox (nextid) and in the portal (guests and reservations).
-    The unique constraint settles races between concurrent requests."""
-    start = int(client.get("cluster/nextid"))
-    taken = set(Guest.objects.filter(cluster_id=cluster_id).values_list("vmid", flat=True))
-    taken |= set(VmidReservation.objects.filter(cluster_id=cluster_id).values_list("vmid", flat=True))
-    candidate = start
-    for _ in range(100):
-        while candidate in taken:
-            candidate += 1
-        try:
-            with transaction.atomic():
-                return VmidReservation.objects.create(cluster_id=cluster_id, vmid=candidate, purpose=purpose)
-        except IntegrityError:
-            taken.add(candidate)
-    raise _field("vmid", "could not reserve a free vmid; try again")
-
-
 def guest_restore(*, guest: Guest, user, backup: StorageContent, target: str = "new", storage: str = "",
                   start: bool = False) -> Operation:
     """Queue a restore of `backup` (kind `guest.restore`): over `guest` itself (`target="same"`,
     Proxmox's force=1; the guest must be stopped) or as a new guest (`target="new"`, unique MACs)
     whose vmid is reserved now, before Proxmox is called, and released when the operation ends.
 
-    Raises PermissionDenied, ValidationError (field map), or ProxmoxError when Proxmox cannot
-    be asked for a free vmid; nothing is queued then."""
+    Raises PermissionDenied or ValidationError (field map; `cluster` when Proxmox cannot be
+    asked for a free vmid); nothing is queued then."""
     _only_operators(user, "restore backups")
     if guest.node_id is None:
         raise _field("node", f"the node of {guest} is not known yet; wait for the next sync")
@@ -238,11 +221,7 @@ def guest_restore(*, guest: Guest, user, backup: StorageContent, target: str = "
               "storage": storage or None, "start": bool(start), "storage_id": backup.storage_id}
     with transaction.atomic():
         if target == "new":
-            client = client_for(guest.cluster_id)
-            try:
-                reservation = _reserve_vmid(guest.cluster_id, client, "restore")
-            finally:
-                client.close()
+            reservation = reserve_vmid(cluster=guest.cluster, purpose="restore")
             kwargs["vmid"] = reservation.vmid
             title = f"Restore {backup.filename} as new {guest.kind} {reservation.vmid}"
         else:
@@ -257,8 +236,9 @@ def guest_restore(*, guest: Guest, user, backup: StorageContent, target: str = "
 
 @receiver(operation_finished, dispatch_uid="guests.backups.release_vmid")
 def _release_vmid(sender, operation, **kwargs) -> None:
-    """Whatever the outcome, the reservation is done: Proxmox has the guest or nothing."""
-    VmidReservation.objects.filter(operation_id=operation.pk).delete()
+    """A finished restore, whatever the outcome, holds its vmid no longer: Proxmox has the guest or nothing."""
+    if operation.kind == "guest.restore":
+        VmidReservation.objects.filter(operation_id=operation.pk).delete()
 
 
 def run_restore(operation, reporter, *, guest_id: int, volid: str, node: str, target: str, vmid: int,
