@@ -51,7 +51,7 @@ from .. import services
 from ..choices import GuestType
 from ..models import BackupJob, Guest, VmidReservation
 from ..selectors import guest_backups, guest_get, guest_list
-from .create import reserve_vmid
+from .create import reserve_vmid, sync_guest
 
 logger = logging.getLogger(__name__)
 
@@ -244,9 +244,7 @@ def _release_vmid(sender, operation, **kwargs) -> None:
 def run_restore(operation, reporter, *, guest_id: int, volid: str, node: str, target: str, vmid: int,
                 storage: str | None = None, start: bool = False, storage_id: int | None = None) -> dict:
     """Worker side of guest_restore: qmrestore/vzrestore with its percentage, then the guest row
-    re-read (same) or the inventory synced so the new guest is listed (new)."""
-    from apps.nodes.sync import run_cycle
-
+    re-read (same) or the new guest synced in on its own (new)."""
     guest = Guest.objects.select_related("node", "cluster").get(pk=guest_id)
     client = client_for(guest.cluster_id)
     params = {"vmid": vmid, "storage": storage, "start": True if start else None,
@@ -269,8 +267,7 @@ def run_restore(operation, reporter, *, guest_id: int, volid: str, node: str, ta
             services._status_update(guest, client)
             transaction.on_commit(lambda: services.guest_refresh_if_stale(guest=guest))
             return {"vmid": vmid, "guest_id": guest.pk}
-        run_cycle(guest.cluster_id)
-        new = Guest.objects.filter(cluster_id=guest.cluster_id, vmid=vmid).first()
+        new = sync_guest(client, guest.cluster_id, vmid)  # listed now, not at the next sync cycle
         reporter.event(f"Restored as {guest.kind} {new or vmid}")
         return {"vmid": vmid, "guest_id": new.pk if new else None}
     finally:
