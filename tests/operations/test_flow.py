@@ -76,8 +76,8 @@ def test_a_proxmox_task_is_followed_saved_in_order_and_streamed(celery_worker, p
     streamed = json_frames(frames)
     assert [(f["seq"], f["message"]) for f in streamed] == [(e.seq, e.message) for e in events]
     assert streamed[-1]["operation"]["status"] == "succeeded"
-    # Celery task id = operation id.
-    assert AsyncResult(str(operation.pk)).state == "SUCCESS"
+    # Celery task id = operation id (its result lands just after the operation's final commit).
+    wait_for(lambda: AsyncResult(str(operation.pk)).state == "SUCCESS")
 
 
 def test_a_failed_task_fails_the_operation_with_proxmox_message(celery_worker, pve, pvesim, cluster_clients,
