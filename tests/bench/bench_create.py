@@ -94,7 +94,7 @@ def test_bench_200_creates_at_once(operator, settings, django_db_blocker):
             accepted_in = time.monotonic() - began
             codes = [a[0] for a in answers]
             print(f"\n[bench] {CREATES} create requests answered in {accepted_in:.2f}s: "
-                  f"{codes.count(202)} accepted, others {[c for c in codes if c != 202][:5]}")
+                  f"{codes.count(202)} accepted, others {[(a[0], a[1]) for a in answers if a[0] != 202][:3]}")
             ids = [a[1]["id"] for a in answers if a[0] == 202]
             deadline = time.monotonic() + 900
             while Operation.objects.filter(pk__in=ids, status__in=["pending", "running"]).exists():

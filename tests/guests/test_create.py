@@ -30,6 +30,12 @@ def inventory(sim_cluster):
     return sim_cluster
 
 
+@pytest.fixture
+def no_worker(monkeypatch):
+    """Operations are saved but not sent to Celery: the test plays the worker (or its death) by hand."""
+    monkeypatch.setattr("apps.operations.services._enqueue", lambda operation: None)
+
+
 def final(op_id):
     o = Operation.objects.get(pk=op_id)
     if o.is_active or (o.status == "succeeded" and not o.events.filter(message__startswith="Succeeded").exists()):
@@ -219,10 +225,9 @@ def test_failure_after_the_guest_exists_removes_it_from_proxmox(inventory, celer
     assert not VmidReservation.objects.exists() and not Guest.objects.filter(vmid=vmid).exists()
 
 
-def test_a_retried_run_does_not_create_twice(inventory, api, pve, operator, django_capture_on_commit_callbacks):
+def test_a_retried_run_does_not_create_twice(inventory, api, pve, operator, no_worker):
     """The first worker POSTed the create and died; the redelivered task finds its guest and resumes."""
-    with django_capture_on_commit_callbacks(execute=False):  # no worker: we play both runs by hand
-        operation = create.guest_create_vm(user=operator, data=vm_body(name="retry-01"))
+    operation = create.guest_create_vm(user=operator, data=vm_body(name="retry-01"))
     vmid = operation.task_kwargs["vmid"]
     plan = operation.task_kwargs["plan"]
     upid = pve.post("nodes/pve3/qemu", vmid=vmid, **plan["create"])  # what the dead worker did
@@ -243,9 +248,8 @@ def test_a_retried_run_does_not_create_twice(inventory, api, pve, operator, djan
 
 
 def test_janitor_removes_the_guest_of_a_create_that_ended_without_its_worker(inventory, api, pve, operator,
-                                                                               django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False):
-        operation = create.guest_create_vm(user=operator, data=vm_body(name="orphan-01"))
+                                                                               no_worker):
+    operation = create.guest_create_vm(user=operator, data=vm_body(name="orphan-01"))
     vmid, plan = operation.task_kwargs["vmid"], operation.task_kwargs["plan"]
     upid = pve.post("nodes/pve3/qemu", vmid=vmid, **plan["create"])
     wait_for(lambda: pve.get(f"nodes/pve3/tasks/{upid}/status")["status"] == "stopped")
@@ -256,9 +260,8 @@ def test_janitor_removes_the_guest_of_a_create_that_ended_without_its_worker(inv
     assert not VmidReservation.objects.exists()
 
 
-def test_vmids_are_reserved_once_each(inventory, operator, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False):
-        ops = [create.guest_create_vm(user=operator, data=vm_body(name=f"many-{i}")) for i in range(5)]
+def test_vmids_are_reserved_once_each(inventory, operator, no_worker):
+    ops = [create.guest_create_vm(user=operator, data=vm_body(name=f"many-{i}")) for i in range(5)]
     vmids = [o.task_kwargs["vmid"] for o in ops]
     assert len(set(vmids)) == 5 and min(vmids) >= 105
     assert set(VmidReservation.objects.values_list("vmid", flat=True)) == set(vmids)
@@ -312,3 +315,21 @@ def test_wizard_submit_queues_the_operation_and_answers_its_progress_panel(inven
 
 def test_wizard_is_for_operators(inventory, user_client):
     assert user_client.get(WIZARD).status_code == 403
+
+
+def test_cancelled_clone_leaves_nothing_behind(inventory, celery_worker, api, pve, pvesim):
+    before = set(pve_guests(pve))
+    pvesim.admin("POST", "/time-scale", scale=1)  # a 20 s full clone: time to cancel it mid-copy
+    try:
+        op = api.post(VM_URL, vm_body(source="template", template=9000, clone="full", name="cancel-01",
+                                      vlan=None, node="pve1", disk_size=8), expect=202)
+        wait_for(lambda: Operation.objects.get(pk=op["id"]).current_upid)
+        api.post(f"/api/v1/operations/{op['id']}/cancel/", expect=202)
+        wait_for(lambda: not VmidReservation.objects.exists(), timeout=90)
+    finally:
+        pvesim.admin("POST", "/time-scale", scale=pvesim.time_scale)
+    done = Operation.objects.get(pk=op["id"])
+    assert done.status == "cancelled"
+    messages = [e.message for e in done.events.order_by("seq")]
+    assert any("Nothing of" in m or "Removed" in m for m in messages), "\n".join(messages)
+    assert set(pve_guests(pve)) == before

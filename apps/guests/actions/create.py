@@ -33,7 +33,7 @@ from django import forms
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.dispatch import receiver
 from django.shortcuts import render
 from django.urls import path
@@ -538,17 +538,25 @@ def reserve_capacity(*, user, cluster, cores: int, memory_mib: int, disk_gib: in
     (field map) when over quota. Now operators have no quota, so this reserves nothing."""
 
 
+_VMID_LOCK = 0x766D6964  # advisory lock namespace ("vmid")
+
+
 def reserve_vmid(*, cluster, operation_id=None, purpose: str = "create", client=None,
                  attempts: int = 50) -> VmidReservation:
     """Reserve a free vmid of `cluster`: Proxmox's /cluster/nextid answer, or the next id above it
     that neither a reservation nor a known guest holds (checked again with nextid?vmid=). Runs in a
     savepoint per try, so a clash with a concurrent request (unique (cluster, vmid)) just moves on.
-    Call inside the caller's transaction: the row commits with its Operation. Raises
+    Call inside the caller's transaction (it holds a per-cluster advisory lock until commit): the
+    row commits with its Operation. Raises
     ValidationError {"cluster": ...} when Proxmox does not answer or no id is free."""
     own = client is None
     client = client or client_for(cluster.pk)
     try:
         first = int(client.get("cluster/nextid"))
+        # One reserver per cluster at a time (until the caller commits): concurrent requests then see
+        # each other's reservations instead of racing on the same ids.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_VMID_LOCK, cluster.pk])
 
         def taken() -> set[int]:
             return set(VmidReservation.objects.filter(cluster=cluster, vmid__gte=first).values_list("vmid", flat=True)) \
