@@ -758,7 +758,12 @@ def sync_guest(client, cluster_id: int, vmid: int) -> Guest | None:
         return None
     node_ids = dict(Node.objects.filter(cluster_id=cluster_id).values_list("name", "id"))
     want = guest_services._desired_guest(item, node_ids, timezone.now())
-    guest, _ = Guest.objects.update_or_create(cluster_id=cluster_id, vmid=vmid, defaults=want)
+    try:
+        with transaction.atomic():
+            guest, _ = Guest.objects.update_or_create(cluster_id=cluster_id, vmid=vmid, defaults=want)
+    except IntegrityError:  # the periodic sync inserted it between our read and write
+        Guest.objects.filter(cluster_id=cluster_id, vmid=vmid).update(**want)
+        guest = Guest.objects.get(cluster_id=cluster_id, vmid=vmid)
     guest_services.push_guests(cluster_id, [guest])
     try:
         guest = Guest.objects.select_related("node", "cluster").get(pk=guest.pk)
@@ -812,8 +817,13 @@ def run_create(operation: Operation, reporter: OperationReporter, *, plan: dict,
             _after_clone(operation, reporter, client, plan, vmid)
         if plan["start"]:
             _power_on(operation, reporter, client, plan, vmid)
-        guest = sync_guest(client, plan["cluster_id"], vmid)
-        reporter.event(f"{kind} {vmid} is in the inventory", progress=_PROGRESS["sync"])
+        try:
+            guest = sync_guest(client, plan["cluster_id"], vmid)
+            reporter.event(f"{kind} {vmid} is in the inventory", progress=_PROGRESS["sync"])
+        except Exception as exc:  # the guest is fine; never undo a good create over a read
+            logger.warning("targeted sync of %s failed", vmid, exc_info=True)
+            reporter.event(f"{kind} {vmid} will show at the next sync (reading it failed: {exc})", level="warning")
+            guest = None
         with transaction.atomic():
             if guest is not None:
                 _finish_target(operation, guest)
