@@ -127,9 +127,9 @@ def main() -> int:
         password_file = VAR_DIR / "demo_admin_password"
         if password_file.exists():
             log(f"log in as admin / {password_file.read_text().strip()}")
-        children.start("worker", [PY, "-m", "celery", "-A", "datacenter", "worker", "-l", "info",
+        children.start("worker", [PY, "-m", "celery", "-A", "datacenter", "worker", "-l", "warning",
                                   "--concurrency", "2", "-n", "demo@%h"])
-        children.start("beat", [PY, "-m", "celery", "-A", "datacenter", "beat", "-l", "info",
+        children.start("beat", [PY, "-m", "celery", "-A", "datacenter", "beat", "-l", "warning",
                                 "-s", str(VAR_DIR / "celerybeat-schedule")])
         children.start("web", [PY, "-m", "uvicorn", "datacenter.asgi:application", "--host", "127.0.0.1",
                                "--port", port, "--no-access-log"])
