@@ -126,9 +126,11 @@ def test_cloud_init_user_keys_and_static_ip(sim_cluster, celery_worker, api, pve
 
 def test_container_swap_and_address(sim_cluster, celery_worker, api, pve):
     ct = fresh(sim_cluster, 200)
-    done(patch(api, ct, {"digest": ct.config_digest, "swap": 1024, "ip": "10.20.0.9/24", "gateway": "10.20.0.1"}))
+    done(patch(api, ct, {"digest": ct.config_digest, "swap": 1024, "ip": "10.20.0.9/24", "gateway": "10.20.0.1",
+                         "add_disks": [{"storage": "ceph-rbd", "size": 2, "mountpoint": "/srv/data"}]}))
     config = pve_config(pve, ct)
     assert config["swap"] == 1024
+    assert config["mp0"].startswith("ceph-rbd:vm-200-disk-") and "mp=/srv/data" in config["mp0"]
     assert "ip=10.20.0.9/24" in config["net0"] and "gw=10.20.0.1" in config["net0"] and "name=eth0" in config["net0"]
 
 
