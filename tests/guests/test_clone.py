@@ -118,3 +118,18 @@ def test_clone_page_and_delete_confirmation(sim_cluster, celery_worker, client, 
     gone = client.post(f"/guests/{vm.pk}/delete/", {"confirm": "104"}, HTTP_HX_REQUEST="true").content.decode()
     assert "operation-progress" in gone
     wait_for(lambda: not Guest.objects.filter(pk=vm.pk).exists())
+
+
+def test_guests_outside_the_callers_scope_are_404_everywhere(sim_cluster, api_for, user, user_client):
+    vm = Guest.objects.get(cluster=sim_cluster, vmid=104)
+    member = api_for(user)
+    member.patch(f"/api/v1/guests/{vm.pk}/config/", {"cores": 2}, expect=404)
+    member.get(f"/api/v1/guests/{vm.pk}/snapshots/", expect=404)
+    member.post(f"/api/v1/guests/{vm.pk}/snapshots/", {"name": "x1"}, expect=404)
+    member.post(f"/api/v1/guests/{vm.pk}/clone/", {}, expect=404)
+    member.post(f"/api/v1/guests/{vm.pk}/template/", {}, expect=404)
+    member.delete(f"/api/v1/guests/{vm.pk}/", expect=404)
+    for url in ("config/", "snapshots/", "clone/"):
+        assert user_client.get(f"/guests/{vm.pk}/{url}").status_code == 404
+    assert user_client.post(f"/guests/{vm.pk}/delete/", {"confirm": "104"}).status_code == 404
+    assert not Operation.objects.exists()
