@@ -95,13 +95,24 @@ class LiveConsumer(AsyncWebsocketConsumer):
             denied = [g for g in dict.fromkeys(requested) if g not in self.groups_joined]
             await self.send(json.dumps({"type": "subscribed", "groups": self.groups_joined, "denied": denied}))
 
-    async def disconnect(self, code):
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # also when the consumer dies without a disconnect (e.g. channel layer error)
+            await self._leave_presence()
+
+    async def _leave_presence(self):
         task = getattr(self, "_presence_task", None)
-        if task is not None:
-            # Let an in-flight refresh finish first, or it could re-add us after we leave.
-            self._closing.set()
-            await task
-            await sync_to_async(live.presence, thread_sensitive=False)(self.groups_joined, self.channel_name, False)
+        if task is None:
+            return
+        self._presence_task = None
+        # Let an in-flight refresh finish first, or it could re-add us after we leave.
+        self._closing.set()
+        await task
+        await sync_to_async(live.presence, thread_sensitive=False)(self.groups_joined, self.channel_name, False)
+
+    async def disconnect(self, code):
+        await self._leave_presence()
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
