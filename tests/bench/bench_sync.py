@@ -79,16 +79,26 @@ def test_bench_sync_at_scale(operator):
 
 
 def _viewer(asgi_server, cookie, group, stop, ready):
+    """One open dashboard: subscribes, drains pushes, and reconnects when the socket drops (as
+    htmx's ws extension does)."""
+    from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    with connect(f"{asgi_server.ws_url}/ws/live/?groups={group}", additional_headers={"Cookie": cookie},
-                 open_timeout=30) as ws:
-        ready.release()
-        while not stop.is_set():
-            try:
-                ws.recv(timeout=1)  # drain pushed fragments like a browser would
-            except TimeoutError:
-                pass
+    first = True
+    while not stop.is_set():
+        try:
+            with connect(f"{asgi_server.ws_url}/ws/live/?groups={group}", additional_headers={"Cookie": cookie},
+                         open_timeout=30) as ws:
+                if first:
+                    ready.release()
+                    first = False
+                while not stop.is_set():
+                    try:
+                        ws.recv(timeout=1)
+                    except TimeoutError:
+                        pass
+        except (ConnectionClosed, OSError):
+            stop.wait(1.0)
 
 
 @pytest.mark.timeout(1800)
