@@ -1,2 +1,4 @@
-"""Guest actions, one module per concern (create, config, snapshots, backups, migrate, clone): each a
-thin vertical slice with its services, Celery tasks, forms, views, `urlpatterns` and `api_urlpatterns`."""
+"""Guest actions, one package per concern (create, config, snapshots, clone) laid out by role:
+validation / services / worker (what the Celery task runs) / views (`urlpatterns`) / api
+(`api_urlpatterns`), each package's __init__ re-exporting its public names; `common` holds the
+helpers they share. backups and migrate are still single-module vertical slices."""
