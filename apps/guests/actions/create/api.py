@@ -6,15 +6,15 @@ import apps.core.api  # noqa: F401  (first: DRF's generics import our pagination
 from django.core.exceptions import PermissionDenied
 from django.urls import path
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.generics import GenericAPIView
-from rest_framework.response import Response
 
 from apps.core.models import AuditResult
 from apps.core.services import audit_log
 from apps.operations.api.serializers import OperationSerializer
 
+from ..common import accepted
 from .services import guest_create_ct, guest_create_vm
 from .validation import VM_OSTYPES
 
@@ -83,8 +83,7 @@ class _CreateApi(GenericAPIView):
             raise exceptions.PermissionDenied(str(exc))
         audit_log(user=request.user, action="guests.guest_create", target=operation.target_repr,
                   result=AuditResult.ACCEPTED, request=request, detail={"operation": str(operation.pk)})
-        return Response(OperationSerializer(operation, context={"request": request}).data,
-                        status=status.HTTP_202_ACCEPTED)
+        return accepted(request, operation)
 
 
 class GuestCreateVmApi(_CreateApi):
