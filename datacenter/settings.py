@@ -189,7 +189,9 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"asgi{TEST_RUN_ID}"},
+        # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis's
+        # blocking BZPOPMIN: the two race and receive() dies with "Timeout reading". Give reads room.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": f"asgi{TEST_RUN_ID}"},
     }
 }
 
