@@ -116,10 +116,15 @@ def build(scenario: dict[str, Any], time_scale: float = 1.0) -> Cluster:
     from . import api  # noqa: F401 - registers every route and exposes install()
     api.install(cluster, scenario)
 
+    boot = random.Random(len(cluster.guests))
+    for node in cluster.nodes.values():
+        node.boot_time -= boot.uniform(20 * 86400, 60 * 86400)  # nodes have been up for weeks
     for guest in cluster.guests.values():
         if guest.status == "running":
             guest.status = "stopped"
             cluster.guest_started(guest)
+            # Running guests of a scenario have been up for a while (hours to weeks), not 0 s.
+            guest.started_at -= boot.uniform(3600, 30 * 86400)
     return cluster
 
 

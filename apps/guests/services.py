@@ -61,7 +61,8 @@ def _desired_guest(item: dict, node_ids: dict[str, int], now: datetime) -> dict:
         "cpu": float(item.get("cpu") or 0) if status in _RUNNING else 0.0,
         "mem": _int(item.get("mem")) if status in _RUNNING else 0,
         "disk": _int(item.get("disk")),
-        "booted_at": now - timedelta(seconds=uptime) if uptime else None,
+        # A guest that just started reports uptime 0: it booted now, not "never".
+        "booted_at": now - timedelta(seconds=uptime) if status in _RUNNING else None,
     }
 
 
@@ -210,7 +211,7 @@ def _status_update(guest: Guest, client) -> None:
         status = GuestStatus.UNKNOWN
     uptime = _int(current.get("uptime"))
     values = {"status": status, "lock": current.get("lock") or "",
-              "booted_at": timezone.now() - timedelta(seconds=uptime) if uptime and status in _RUNNING else None,
+              "booted_at": timezone.now() - timedelta(seconds=uptime) if status in _RUNNING else None,
               "updated": timezone.now()}
     Guest.objects.filter(pk=guest.pk).update(**values)
     for key, value in values.items():
