@@ -225,6 +225,8 @@ def _finish(cluster: Cluster, result: CycleResult, failed_status: str | None) ->
 def _moved(old, new, maximum) -> bool:
     if not maximum:
         return old != new
+    if bool(old) != bool(new):  # from nothing to something (or back) always shows, however small
+        return True
     return abs((new or 0) - (old or 0)) >= USAGE_THRESHOLD * maximum
 
 
