@@ -276,3 +276,17 @@ def test_sync_loop_refreshes_the_job_mirror_now_and_then(sim_cluster, celery_wor
     sync(sim_cluster)  # the guests.backup_jobs handler queues a re-read (no Proxmox call in the cycle)
     job = wait_for(lambda: BackupJob.objects.filter(cluster=sim_cluster, job_id="weekly-all").first())
     assert job.schedule == "sun 01:00" and job.next_run is not None
+
+
+def test_plain_users_see_no_jobs_and_cannot_touch_backups(sim_cluster, api, api_for, user, pve):
+    job = api.post("/api/v1/backup-jobs/", job_body(sim_cluster), expect=201)
+    other = api_for(user)
+    assert other.get("/api/v1/backup-jobs/")["results"] == []
+    other.delete(f"/api/v1/backup-jobs/{job['id']}/", expect=404)
+    assert other.post("/api/v1/backup-jobs/", job_body(sim_cluster), expect=400)["errors"] == {
+        "cluster": ["no such cluster"]}
+    other.post(f"/api/v1/guests/{guest(sim_cluster, 101).pk}/backup/", {"storage": "nfs-store"}, expect=404)
+    storage = refresh_backups(sim_cluster)
+    row = StorageContent.objects.get(storage=storage, volid=SCENARIO_BACKUP)
+    other.delete(f"/api/v1/backups/{row.pk}/", expect=404)
+    assert len(pve.get("cluster/backup")) == 1
