@@ -831,11 +831,8 @@ class BackupJobEditView(LoginRequiredMixin, View):
                     backup_job_update(job=job, user=request.user, data=form.job_data(), request=request)
             except ValidationError as exc:
                 for name, messages in exc.message_dict.items():
-                    field_name = None if name == "__all__" or name not in form.fields else name
-                    if name == "retention":
-                        field_name = None
-                    for message in messages:
-                        form.add_error(field_name, message)
+                    for message in messages:  # `retention` and `__all__` have no single field here
+                        form.add_error(name if name in form.fields else None, message)
             except PermissionDenied as exc:
                 form.add_error(None, str(exc))
             except ProxmoxError as exc:
