@@ -240,3 +240,18 @@ def test_stopped_vm_migrates_offline(sim_cluster, celery_worker, api):
 def test_full_migrate_page_without_htmx(sim_cluster, client):
     page = client.get(f"/guests/{guest(sim_cluster, 101).pk}/migrate/").content.decode()
     assert "<title>Migrate 101 (web-02)" in page and 'id="migrate-dialog"' in page
+
+
+def test_live_migration_with_a_local_disk_mirrors_it_first(sim_cluster, celery_worker, api, pve):
+    volid = pve.post("nodes/pve2/storage/local-zfs/content", vmid=101, filename="vm-101-disk-1", size="4G")
+    pve.put("nodes/pve2/qemu/101/config", scsi1=f"{volid},size=4G")
+    plan = targets(api, sim_cluster, 101)
+    assert plan["disk_bytes"] == 4 * 1024 ** 3 and "Local disks are copied" in plan["notes"][0]
+    op = finished(migrate(api, sim_cluster, 101, "pve3")["id"])
+    assert op.status == "succeeded", (op.error, [e.message for e in op.events.order_by("seq")])
+    events = list(op.events.order_by("seq"))
+    mirror = [e.progress for e in events if "drive-scsi1: transferred" in e.message]
+    state = [e.progress for e in events if "migration active, transferred" in e.message]
+    # 4 GiB of disk and 8 GiB of memory: the mirror fills the first third, the VM state the rest.
+    assert mirror and max(mirror) <= 34 and state and min(state) >= 33 and max(state) >= 95, (mirror, state)
+    assert guest(sim_cluster, 101).node.name == "pve3"
