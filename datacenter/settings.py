@@ -117,6 +117,7 @@ INSTALLED_APPS = [
     "apps.nodes",
     "apps.storage",
     "apps.guests",
+    "apps.gpus",
 ]
 
 MIDDLEWARE = [
@@ -211,11 +212,14 @@ CELERY_TIMEZONE = "UTC"
 # Remote-control (ping, healthz) broadcast exchange; per test run so tests only see their worker.
 CELERY_CONTROL_EXCHANGE = f"celery{TEST_RUN_ID}"
 # Periodic work; apps add their entries here (task names are `<app>.<entity>_<action>`).
+GPU_INVENTORY_INTERVAL = float(os.environ.get("GPU_INVENTORY_INTERVAL", "600"))
 CELERY_BEAT_SCHEDULE: dict = {
     "operations-reconcile": {"task": "operations.operation_reconcile", "schedule": 60.0},
     # Content lists of storages (ISOs, templates, backups): one call per storage, low frequency.
     "storage-content-refresh": {"task": "storage.storage_content_refresh_all",
                                 "schedule": float(os.environ.get("STORAGE_CONTENT_REFRESH_INTERVAL", "600"))},
+    # GPU inventory (PCI devices, vGPU types, mappings): a few calls per cluster, low frequency.
+    "gpus-inventory-refresh": {"task": "gpus.gpu_inventory_refresh_all", "schedule": GPU_INVENTORY_INTERVAL},
     # Cheap (one query + one Redis round trip): enqueues per-cluster syncs that are due.
     "nodes-cluster-sync-due": {"task": "nodes.cluster_sync_due", "schedule": 2.0},
 }

@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 # Apps with pages and an API, in navigation order; each prefixes its own paths.
-APPS = ["nodes", "storage", "guests", "operations"]
+APPS = ["nodes", "storage", "guests", "gpus", "operations"]
 
 api_patterns = [path("", include("apps.core.api.urls"))] + [
     path("", include(f"apps.{app}.api.urls")) for app in APPS

@@ -10,6 +10,7 @@ NAVIGATION = [
     ("Clusters", "nodes:cluster_list", False),
     ("Nodes", "nodes:node_list", False),
     ("Storage", "storage:storage_list", False),
+    ("GPUs", "gpus:gpudevice_list", False),
     ("Guests", "guests:guest_list", False),
     ("Operations", "operations:operation_list", False),
     ("Audit log", "core:auditentry_list", False),

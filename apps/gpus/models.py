@@ -1,0 +1,130 @@
+"""GPU inventory of a cluster: display-class PCI devices per node, their mdev (vGPU) types,
+and the cluster's PCI resource mappings (pve-semantics §5).
+
+Written only by services.gpu_inventory_refresh (a low-frequency task, never the sync cycle).
+"""
+
+import re
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.urls import reverse
+
+from apps.core.models import TimeStampedModel
+
+from .choices import GpuMode
+
+
+class GpuInventory(models.Model):
+    """Per-cluster bookkeeping of the GPU refresh (one row per cluster)."""
+
+    cluster = models.OneToOneField("nodes.Cluster", on_delete=models.CASCADE, related_name="gpu_inventory")
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    # Nodes that answered the last refresh: a node coming back online triggers a new one.
+    nodes_seen = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"GPU inventory of {self.cluster_id}"
+
+
+class GpuDevice(TimeStampedModel):
+    cluster = models.ForeignKey("nodes.Cluster", on_delete=models.CASCADE, related_name="gpus")
+    node = models.ForeignKey("nodes.Node", on_delete=models.CASCADE, related_name="gpus")
+    pci_id = models.CharField("PCI id", max_length=32)  # 0000:41:00.0
+    vendor_id = models.CharField(max_length=8)  # 0x10de
+    device_id = models.CharField(max_length=8)
+    vendor_name = models.CharField(max_length=200, blank=True)
+    device_name = models.CharField(max_length=200, blank=True)
+    subsystem_vendor_id = models.CharField(max_length=8, blank=True)
+    subsystem_device_id = models.CharField(max_length=8, blank=True)
+    subsystem_vendor_name = models.CharField(max_length=200, blank=True)
+    subsystem_device_name = models.CharField(max_length=200, blank=True)
+    pci_class = models.CharField("class", max_length=10)  # 0x030000
+    iommugroup = models.IntegerField("IOMMU group", default=-1)  # -1: none
+    mdev_capable = models.BooleanField("mdev capable", default=False)
+    # True while the node cannot be asked (offline): the row is kept as last seen.
+    stale = models.BooleanField(default=False)
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["cluster__name", "node__name", "pci_id"]
+        verbose_name = "GPU"
+        constraints = [models.UniqueConstraint(fields=["node", "pci_id"], name="gpu_unique_pci_id_per_node")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.node.name} {self.pci_id})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("gpus:gpudevice_list") + f"?node={self.node.name}&cluster={self.cluster_id}"
+
+    @property
+    def name(self) -> str:
+        """`NVIDIA L40S`: vendor's first word + the subsystem name (or the [bracketed] model)."""
+        model = self.subsystem_device_name
+        if not model:
+            match = re.search(r"\[([^\]]+)\]", self.device_name)
+            model = match.group(1) if match else (self.device_name or self.device_id)
+        vendor = (self.vendor_name or self.vendor_id).split()[0]
+        return model if model.lower().startswith(vendor.lower()) else f"{vendor} {model}"
+
+    @property
+    def mode(self) -> str:
+        return GpuMode.VGPU if self.mdev_capable else GpuMode.PASSTHROUGH
+
+    @property
+    def pci_ids(self) -> str:
+        """`10de:26b9` as mappings write it."""
+        return f"{self.vendor_id[2:]}:{self.device_id[2:]}"
+
+
+class MdevType(models.Model):
+    """A mediated device type (vGPU profile) a device offers, with free instances now."""
+
+    device = models.ForeignKey(GpuDevice, on_delete=models.CASCADE, related_name="mdev_types")
+    type = models.CharField(max_length=100)  # nvidia-747
+    name = models.CharField(max_length=200, blank=True)  # NVIDIA A16-4Q
+    description = models.TextField(blank=True)
+    available = models.PositiveIntegerField(default=0)
+    # From `max_instance=N` in the description when the driver says it (NVIDIA does).
+    max_instances = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["device", "type"]
+        verbose_name = "mdev type"
+        constraints = [models.UniqueConstraint(fields=["device", "type"], name="mdev_type_unique_per_device")]
+
+    def __str__(self) -> str:
+        return self.name or self.type
+
+    @property
+    def used(self) -> int | None:
+        return None if self.max_instances is None else max(0, self.max_instances - self.available)
+
+    @property
+    def available_percent(self) -> float:
+        if not self.max_instances:
+            return 100.0 if self.available else 0.0
+        return round(100.0 * min(self.available, self.max_instances) / self.max_instances, 1)
+
+
+class PciMapping(TimeStampedModel):
+    """A cluster resource mapping (`/cluster/mapping/pci`): the name VMs use instead of a host path."""
+
+    cluster = models.ForeignKey("nodes.Cluster", on_delete=models.CASCADE, related_name="pci_mappings")
+    mapping_id = models.CharField("mapping", max_length=100)
+    description = models.TextField(blank=True)
+    mdev = models.BooleanField(default=False)
+    live_migration_capable = models.BooleanField(default=False)
+    # Parsed map entries: [{"node": "pve1", "path": "0000:41:00.0", "id": "10de:26b9", ...}]
+    map = models.JSONField(default=list, blank=True)
+    # Devices the entries point at (node + path), resolved at each refresh.
+    devices = models.ManyToManyField(GpuDevice, related_name="mappings", blank=True)
+
+    class Meta:
+        ordering = ["cluster__name", "mapping_id"]
+        verbose_name = "PCI mapping"
+        constraints = [models.UniqueConstraint(fields=["cluster", "mapping_id"], name="pci_mapping_unique_id")]
+
+    def __str__(self) -> str:
+        return self.mapping_id

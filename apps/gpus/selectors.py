@@ -1,0 +1,77 @@
+"""Reads, always scoped to what `user` may see (operators: everything; others: nothing until
+tenancy lands; apps.core.scoping decides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Prefetch, QuerySet
+
+from apps.core.scoping import scope_queryset
+from apps.nodes.models import Cluster, Node
+
+from .models import GpuDevice, GpuInventory, MdevType, PciMapping
+
+
+def _devices() -> QuerySet[GpuDevice]:
+    return GpuDevice.objects.select_related("cluster", "node").prefetch_related(
+        Prefetch("mdev_types", queryset=MdevType.objects.order_by("type")),
+        Prefetch("mappings", queryset=PciMapping.objects.only("pk", "mapping_id", "cluster_id")))
+
+
+def gpu_device_list(*, user) -> QuerySet[GpuDevice]:
+    return scope_queryset(_devices(), user)
+
+
+def pci_mapping_list(*, user) -> QuerySet[PciMapping]:
+    return scope_queryset(PciMapping.objects.select_related("cluster").prefetch_related(
+        Prefetch("devices", queryset=GpuDevice.objects.select_related("node"))), user)
+
+
+def node_gpus(*, user, node: Node) -> list[GpuDevice]:
+    return list(gpu_device_list(user=user).filter(node=node))
+
+
+@dataclass
+class NodeColumn:
+    node: Node
+    gpus: list[GpuDevice] = field(default_factory=list)
+
+
+@dataclass
+class ClusterMap:
+    cluster: Cluster
+    inventory: GpuInventory | None
+    columns: list[NodeColumn]
+
+    @property
+    def gpu_count(self) -> int:
+        return sum(len(c.gpus) for c in self.columns)
+
+
+def _build(clusters: list[Cluster]) -> list[ClusterMap]:
+    """One column per node (nodes without GPUs too), in a fixed number of queries."""
+    ids = [c.pk for c in clusters]
+    inventories = {i.cluster_id: i for i in GpuInventory.objects.filter(cluster_id__in=ids)}
+    columns: dict[int, NodeColumn] = {}
+    by_cluster: dict[int, list[NodeColumn]] = {pk: [] for pk in ids}
+    for node in Node.objects.filter(cluster_id__in=ids).order_by("name"):
+        columns[node.pk] = NodeColumn(node=node)
+        by_cluster[node.cluster_id].append(columns[node.pk])
+    for gpu in _devices().filter(cluster_id__in=ids).order_by("pci_id"):
+        if gpu.node_id in columns:
+            columns[gpu.node_id].gpus.append(gpu)
+    return [ClusterMap(cluster=c, inventory=inventories.get(c.pk), columns=by_cluster[c.pk]) for c in clusters]
+
+
+def gpu_map(*, user, cluster_id: int | None = None) -> list[ClusterMap]:
+    """The GPU map of every cluster the user may see (or only `cluster_id`)."""
+    clusters = scope_queryset(Cluster.objects.order_by("name"), user)
+    if cluster_id is not None:
+        clusters = clusters.filter(pk=cluster_id)
+    return _build(list(clusters))
+
+
+def gpu_map_for_cluster(*, cluster: Cluster) -> ClusterMap:
+    """For live pushes to `cluster-<id>` (subscribers were checked when they joined)."""
+    return _build([cluster])[0]

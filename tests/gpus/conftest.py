@@ -1,0 +1,1 @@
+from tests.storage.fixtures import pve, sim_cluster  # noqa: F401
