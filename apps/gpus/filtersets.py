@@ -12,9 +12,9 @@ ANY_YES_NO = forms.Select(choices=[("", "Any"), ("true", "Yes"), ("false", "No")
 
 class GpuDeviceFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
-    cluster = django_filters.ModelChoiceFilter(queryset=lambda request: _clusters(request))
+    cluster = django_filters.ModelChoiceFilter(queryset=lambda request: _clusters(request), empty_label="Any")
     node = django_filters.CharFilter(field_name="node__name", label="Node")
-    mode = django_filters.ChoiceFilter(choices=GpuMode.choices, method="filter_mode", label="Mode")
+    mode = django_filters.ChoiceFilter(choices=GpuMode.choices, method="filter_mode", label="Mode", empty_label="Any")
     mapping = django_filters.CharFilter(field_name="mappings__mapping_id", label="Mapping", distinct=True)
     mdev_type = django_filters.CharFilter(method="filter_mdev_type", label="vGPU profile")
     stale = django_filters.BooleanFilter(widget=ANY_YES_NO)

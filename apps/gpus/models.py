@@ -98,6 +98,12 @@ class MdevType(models.Model):
         return self.name or self.type
 
     @property
+    def short_name(self) -> str:
+        """`NVIDIA A16-4Q` -> `4Q` (the card already names the GPU)."""
+        name = self.name or self.type
+        return name.rsplit("-", 1)[1] if "-" in name and self.name else name
+
+    @property
     def used(self) -> int | None:
         return None if self.max_instances is None else max(0, self.max_instances - self.available)
 

@@ -5,7 +5,8 @@ from .models import GpuDevice
 
 class GpuDeviceTable(tables.Table):
     name = tables.Column(accessor="name", verbose_name="GPU", order_by=("subsystem_device_name", "device_name"))
-    node = tables.Column(accessor="node__name", verbose_name="Node", linkify=lambda record: record.node.get_absolute_url())
+    node = tables.Column(accessor="node__name", verbose_name="Node", order_by=("node__name", "pci_id"),
+                         linkify=lambda record: record.node.get_absolute_url())
     cluster = tables.Column(accessor="cluster__name", verbose_name="Cluster")
     pci_id = tables.TemplateColumn('<code>{{ value }}</code>', verbose_name="PCI id")
     iommugroup = tables.Column(verbose_name="IOMMU")
@@ -15,8 +16,8 @@ class GpuDeviceTable(tables.Table):
         "{% for m in record.mappings.all %}<span class=\"badge tag\">{{ m.mapping_id }}</span> {% empty %}—{% endfor %}",
         orderable=False, verbose_name="Mapping")
     profiles = tables.TemplateColumn(
-        "{% for t in record.mdev_types.all %}<span title=\"{{ t.type }}\">{{ t.name|default:t.type }}: "
-        "<b>{{ t.available }}</b>{% if t.max_instances %}/{{ t.max_instances }}{% endif %}</span>{% if not forloop.last %}, {% endif %}"
+        "{% for t in record.mdev_types.all %}<span class=\"badge tag\" title=\"{{ t.name }} ({{ t.type }})\">{{ t.short_name }} "
+        "<b>{{ t.available }}</b>{% if t.max_instances %}/{{ t.max_instances }}{% endif %}</span> "
         "{% empty %}—{% endfor %}", orderable=False, verbose_name="vGPU free")
     stale = tables.TemplateColumn('{% if value %}<span class="badge badge-unknown" title="node not answering">stale</span>'
                                   '{% else %}<span class="badge badge-ok">seen</span>{% endif %}', verbose_name="State")
