@@ -60,6 +60,43 @@ def pvesim():
 # --- Celery -----------------------------------------------------------------------------------
 
 
+_worker_app = None  # the Celery app while the session's worker runs
+
+
+def drain_celery_worker(timeout: float = 20.0) -> None:
+    """Drop the tasks a finished test left queued and wait for the ones still running.
+
+    The worker outlives each test; a task of the last test still writing while the database is
+    flushed deadlocks the flush and leaks rows into the next test."""
+    if _worker_app is None:
+        return
+    from celery.worker import state
+
+    _worker_app.control.purge()
+    deadline = time.monotonic() + timeout
+    while (state.active_requests or state.reserved_requests) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _install_flush_guard() -> None:
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def _fixture_teardown(self):
+        drain_celery_worker()
+        for attempt in range(3):
+            try:
+                return original(self)
+            except Exception as exc:  # a deadlock with a worker transaction that slipped through
+                if attempt == 2 or "deadlock" not in repr(exc.__cause__ or exc).lower():
+                    raise
+                time.sleep(0.5)
+                drain_celery_worker()
+
+    TransactionTestCase._fixture_teardown = _fixture_teardown
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker):
     import celery.contrib.testing.tasks  # noqa: F401  (registers celery.ping for the ready check)
@@ -73,9 +110,13 @@ def celery_worker(django_db_setup, django_db_blocker):
             start_worker(app, pool="threads", concurrency=4, perform_ping_check=True,
                          ping_task_timeout=30, shutdown_timeout=30, loglevel="WARNING")
         )
+    global _worker_app
+    _worker_app = app
+    _install_flush_guard()
     try:
         yield worker
     finally:
+        _worker_app = None
         stack.close()
 
 
