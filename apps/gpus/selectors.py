@@ -73,5 +73,5 @@ def gpu_map(*, user, cluster_id: int | None = None) -> list[ClusterMap]:
 
 
 def gpu_map_for_cluster(*, cluster: Cluster) -> ClusterMap:
-    """For live pushes to `cluster-<id>` (subscribers were checked when they joined)."""
+    """For live pushes to `gpus-<cluster id>` (subscribers were checked when they joined)."""
     return _build([cluster])[0]

@@ -162,7 +162,7 @@ def gpu_inventory_refresh(*, cluster: Cluster, client=None) -> RefreshResult:
     written, in bulk, in one transaction (a refresh that finds nothing new writes only the
     inventory's timestamp); GPUs of nodes that are offline or do not answer are kept and marked
     stale, never deleted; a Proxmox error is recorded on the inventory row, not raised.
-    Pushes the cluster's GPU map to `cluster-<id>` when something changed and someone watches.
+    Pushes the cluster's GPU map to `gpus-<cluster id>` when something changed and someone watches.
     """
     result = RefreshResult(cluster_id=cluster.pk)
     lock = presence.lock("gpus", cluster.pk, LOCK_TIMEOUT)
@@ -183,7 +183,7 @@ def gpu_inventory_refresh(*, cluster: Cluster, client=None) -> RefreshResult:
                 client.close()
         with transaction.atomic():
             _write(cluster, nodes, answered, mdevs, mappings, result)
-        if result.total_changes and presence.watcher_count(cluster.live_group):
+        if result.total_changes and presence.watcher_count(live_group(cluster.pk)):
             push_gpu_map(cluster)
         return result
     finally:
@@ -366,8 +366,12 @@ def gpu_inventory_refresh_all() -> int:
 
 # -- pushing -------------------------------------------------------------------------------------
 
+def live_group(cluster_id: int) -> str:
+    return f"gpus-{cluster_id}"
+
+
 def push_gpu_map(cluster: Cluster) -> None:
-    """Send the cluster's GPU map (same partial as the page, hx-swap-oob) to `cluster-<id>`."""
+    """Send the cluster's GPU map (same partial as the page, hx-swap-oob) to `gpus-<cluster id>`."""
     from .selectors import gpu_map_for_cluster
 
     try:
@@ -376,4 +380,4 @@ def push_gpu_map(cluster: Cluster) -> None:
     except Exception:
         logger.exception("rendering the GPU map of cluster %s failed", cluster.pk)
         return
-    live.push(cluster.live_group, html=html, data={"type": "gpus", "cluster": cluster.pk})
+    live.push(live_group(cluster.pk), html=html, data={"type": "gpus", "cluster": cluster.pk})

@@ -24,7 +24,7 @@ class GpuDeviceListView(ObjectListView):
     title = "GPUs"
 
     def get_live_groups(self):
-        return [f"cluster-{entry.cluster.pk}" for entry in self.gpu_map]
+        return [services.live_group(entry.cluster.pk) for entry in self.gpu_map]
 
     def get_context_data(self, **kwargs):
         self.gpu_map = gpu_map(user=self.request.user)

@@ -35,7 +35,7 @@ def test_gpu_map_renders_and_follows_a_freed_vgpu(operator_page, live_server, pv
     page.wait_for_function("() => !document.body.classList.contains('live-down')")
     from apps.nodes import presence
 
-    wait_for(lambda: presence.watcher_count(cluster.live_group) > 0)
+    wait_for(lambda: presence.watcher_count(f"gpus-{cluster.pk}") > 0)
     assert wait_task(pve, pve.post("nodes/pve2/qemu/103/status/stop"))["exitstatus"] == "OK"
     result = gpu_inventory_refresh(cluster=cluster)
     assert result.changed["mdev_updated"] >= 1

@@ -24,7 +24,7 @@ def test_page_renders_the_map_and_the_table(inventoried, client):
     assert "No GPUs" in html and "NVIDIA L40S" in html and "NVIDIA A16-4Q" in html
     assert "<b>3</b> of 4 free" in html  # VM 103 holds one A16-4Q
     assert "gpu-l40s" in html and "vgpu-a16" in html and "0000:41:00.0" in html
-    assert 'id="object-table"' in html and f"cluster-{inventoried.pk}" in html  # table + live group
+    assert 'id="object-table"' in html and f"gpus-{inventoried.pk}" in html  # table + live group
 
 
 def test_table_filters_and_partial(inventoried, client):
