@@ -43,3 +43,11 @@ def test_gpu_map_renders_and_follows_a_freed_vgpu(operator_page, live_server, pv
         "() => [...document.querySelectorAll('.gpu-profile')].some(e => e.innerText.includes('A16-4Q')"
         " && e.innerText.includes('4 of 4 free'))")
     page.screenshot(path=str(ARTIFACTS / "gpus-map-vgpu-freed.png"), full_page=True)
+
+    # The node page lists that node's GPUs.
+    pve2 = cluster.nodes.get(name="pve2")
+    page.goto(f"{live_server.url}/nodes/{pve2.pk}/")
+    section = page.locator(f"#node-gpus-{pve2.pk}")
+    section.wait_for()
+    assert section.locator(".gpu-card").count() == 1 and "NVIDIA A16" in section.inner_text()
+    section.screenshot(path=str(ARTIFACTS / "gpus-node-section.png"))
