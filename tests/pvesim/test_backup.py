@@ -6,7 +6,7 @@ import time
 import pytest
 from proxmoxer.core import ResourceException
 
-from .conftest import task_log, wait_task
+from .conftest import eventually, task_log, wait_task
 
 
 def _error(call, *args, **kwargs) -> ResourceException:
@@ -71,10 +71,7 @@ def test_vzdump_parameter_and_storage_errors(pve):
 
 def test_guest_holds_the_backup_lock(pve):
     first = pve.nodes("pve1").vzdump.post(vmid="100", storage="nfs-store")
-    deadline = time.time() + 10
-    while next(r for r in pve.cluster.resources.get(type="vm") if r["vmid"] == 100).get("lock") != "backup":
-        assert time.time() < deadline
-        time.sleep(0.01)
+    eventually(lambda: next(r for r in pve.cluster.resources.get(type="vm") if r["vmid"] == 100).get("lock") == "backup")
     err = _error(pve.nodes("pve1").qemu(100).migrate.post, target="pve2", online=1)
     assert err.content == "VM is locked (backup)"
     assert wait_task(pve, first)["exitstatus"] == "OK"
@@ -82,10 +79,7 @@ def test_guest_holds_the_backup_lock(pve):
 
 def test_backup_of_a_guest_locked_by_another_task_fails(pve):
     migration = pve.nodes("pve2").qemu(101).migrate.post(target="pve3", online=1)
-    deadline = time.time() + 10
-    while next(r for r in pve.cluster.resources.get(type="vm") if r["vmid"] == 101).get("lock") != "migrate":
-        assert time.time() < deadline
-        time.sleep(0.01)
+    eventually(lambda: next(r for r in pve.cluster.resources.get(type="vm") if r["vmid"] == 101).get("lock") == "migrate")
     upid = pve.nodes("pve2").vzdump.post(vmid="101", storage="nfs-store")
     assert wait_task(pve, upid)["exitstatus"] == "job errors"
     assert "ERROR: Backup of VM 101 failed - VM is locked (migrate)" in task_log(pve, upid)

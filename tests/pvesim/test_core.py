@@ -4,8 +4,6 @@ import pytest
 from proxmoxer import ProxmoxAPI
 from proxmoxer.core import ResourceException
 
-from .conftest import wait_task
-
 
 def test_version_and_envelope(pve):
     assert pve.version.get()["release"] == "9.1"

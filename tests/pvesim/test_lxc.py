@@ -1,47 +1,12 @@
 """Containers in pvesim, driven over HTTPS through proxmoxer: create, power, config, clone, template, snapshots."""
 
 import re
-import time
 
 import pytest
-from proxmoxer.core import ResourceException
 
-from .conftest import task_log, wait_task
+from .conftest import error, eventually, failed, ok, task_log
 
 TEMPLATE = "nfs-store:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
-
-
-def ok(pve, upid):
-    status = wait_task(pve, upid)
-    assert status["exitstatus"] == "OK", (status, task_log(pve, upid))
-    return status
-
-
-def failed(pve, upid, message):
-    status = wait_task(pve, upid)
-    assert status["exitstatus"] == message, task_log(pve, upid)
-    assert task_log(pve, upid)[-1] == f"TASK ERROR: {message}"
-
-
-def error(call, status=500):
-    with pytest.raises(ResourceException) as exc:
-        call()
-    assert exc.value.status_code == status, exc.value
-    return exc.value
-
-def eventually(check, timeout=10.0):
-    """Poll until check() is truthy (the lock of a just-started task is taken by its worker)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
-
-@pytest.fixture
-def slow(sim):
-    """Slow the simulated clock (x5 instead of x50) while a test looks at a task that is still running."""
-    sim.admin("POST", "/time-scale", scale=5)
-    yield
-    sim.admin("POST", "/time-scale", scale=50)
 
 
 @pytest.fixture

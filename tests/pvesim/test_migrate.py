@@ -6,7 +6,7 @@ import time
 import pytest
 from proxmoxer.core import ResourceException
 
-from .conftest import task_log, wait_task
+from .conftest import eventually, task_log, wait_task
 
 
 def _error(call, *args, **kwargs) -> ResourceException:
@@ -125,10 +125,7 @@ def test_raw_pci_device_blocks_migration(sim, pve):
 
 def test_locked_guest_cannot_migrate(pve):
     upid = pve.nodes("pve2").vzdump.post(vmid="101", storage="nfs-store")
-    deadline = time.time() + 10
-    while not any(r.get("lock") == "backup" for r in pve.cluster.resources.get(type="vm") if r["vmid"] == 101):
-        assert time.time() < deadline
-        time.sleep(0.01)
+    eventually(lambda: any(r.get("lock") == "backup" for r in pve.cluster.resources.get(type="vm") if r["vmid"] == 101))
     err = _error(pve.nodes("pve2").qemu(101).migrate.post, target="pve3", online=1)
     assert (err.status_code, err.content) == (500, "VM is locked (backup)")
     err = _error(pve.nodes("pve2").qemu(101).migrate.get)
@@ -138,10 +135,7 @@ def test_locked_guest_cannot_migrate(pve):
 
 def test_target_powered_off_mid_migration_leaves_guest_on_source(sim, pve):
     upid = pve.nodes("pve2").qemu(101).migrate.post(target="pve3", online=1)
-    deadline = time.time() + 10
-    while not any("migration active" in line for line in task_log(pve, upid)):
-        assert time.time() < deadline
-        time.sleep(0.01)
+    eventually(lambda: any("migration active" in line for line in task_log(pve, upid)))
     sim.admin("POST", "/nodes/pve3/power", state="off")
     status = wait_task(pve, upid)
     assert status["exitstatus"] == "migration problems"

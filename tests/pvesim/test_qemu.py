@@ -1,45 +1,10 @@
 """QEMU VMs in pvesim, driven over HTTPS through proxmoxer: create, power, config, clone, snapshots, destroy."""
 
 import re
-import time
 
 import pytest
-from proxmoxer.core import ResourceException
 
-from .conftest import task_log, wait_task
-
-
-def ok(pve, upid):
-    status = wait_task(pve, upid)
-    assert status["exitstatus"] == "OK", (status, task_log(pve, upid))
-    return status
-
-
-def failed(pve, upid, message):
-    status = wait_task(pve, upid)
-    assert status["exitstatus"] == message, task_log(pve, upid)
-    assert task_log(pve, upid)[-1] == f"TASK ERROR: {message}"
-
-
-def error(call, status=500):
-    with pytest.raises(ResourceException) as exc:
-        call()
-    assert exc.value.status_code == status, exc.value
-    return exc.value
-
-def eventually(check, timeout=10.0):
-    """Poll until check() is truthy (the lock of a just-started task is taken by its worker)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
-
-@pytest.fixture
-def slow(sim):
-    """Slow the simulated clock (x5 instead of x50) while a test looks at a task that is still running."""
-    sim.admin("POST", "/time-scale", scale=5)
-    yield
-    sim.admin("POST", "/time-scale", scale=50)
+from .conftest import error, eventually, failed, ok, task_log, wait_task
 
 
 def volumes(pve, node, storage, vmid):
@@ -131,10 +96,7 @@ def test_create_with_pool_cloudinit_and_start(pve):
     assert config["ipconfig0"] == "ip=10.20.0.50/24,gw=10.20.0.1"
     resources = {r["vmid"]: r for r in pve.cluster.resources.get(type="vm")}
     assert resources[150]["pool"] == "acme"
-    deadline = time.monotonic() + 10
-    while node.qemu(150).status.current.get()["status"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    eventually(lambda: node.qemu(150).status.current.get()["status"] == "running")
     starts = [t for t in node.tasks.get(vmid=150, source="all") if t["type"] == "qmstart"]
     assert starts
 
