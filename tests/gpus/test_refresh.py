@@ -129,3 +129,27 @@ def test_first_sync_triggers_the_refresh_in_a_worker(pve, pvesim, celery_worker)
     wait_for(lambda: GpuInventory.objects.filter(cluster=cluster, refreshed_at__isnull=False).exists())
     assert GpuDevice.objects.filter(cluster=cluster).count() == 3
     assert PciMapping.objects.filter(cluster=cluster).count() == 2
+
+
+def test_unreachable_cluster_keeps_everything_stale_and_records_the_error(sim_cluster, client):
+    from tests.conftest import free_port
+
+    gpu_inventory_refresh(cluster=sim_cluster)
+    sim_cluster.api_url = f"https://127.0.0.1:{free_port()}"
+    result = gpu_inventory_refresh(cluster=sim_cluster)
+    assert len(result.errors) == 4  # three nodes and the mapping list
+    assert GpuDevice.objects.filter(cluster=sim_cluster, stale=True).count() == 3
+    assert PciMapping.objects.filter(cluster=sim_cluster).count() == 2
+    assert MdevType.objects.filter(device__cluster=sim_cluster).count() == 3
+    inventory = GpuInventory.objects.get(cluster=sim_cluster)
+    assert "pve1:" in inventory.error and inventory.nodes_seen == []
+    assert "Last refresh: pve1:" in client.get("/gpus/").content.decode()
+
+
+def test_beat_task_queues_one_refresh_per_cluster(sim_cluster, monkeypatch):
+    from apps.gpus import services, tasks
+
+    queued = []
+    monkeypatch.setattr(services, "gpu_refresh_enqueue", lambda **kw: queued.append(kw))
+    assert tasks.gpu_inventory_refresh_all() == 1
+    assert queued == [{"cluster_id": sim_cluster.pk, "force": True}]
