@@ -9,7 +9,7 @@ from apps.guests.models import Guest
 from apps.operations.models import Operation
 from apps.storage.models import Storage
 from apps.storage.services import storage_content_refresh
-from tests.storage.fixtures import pve, sim_cluster, wait_for  # noqa: F401  (fixtures)
+from tests.fixtures import pve, sim_cluster, wait_for  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -7,7 +7,7 @@ import pytest
 
 from apps.guests.models import Guest
 from apps.operations.models import Operation
-from tests.storage.fixtures import pve, sim_cluster  # noqa: F401  (fixtures)
+from tests.fixtures import pve, sim_cluster  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

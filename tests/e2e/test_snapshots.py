@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from apps.guests.models import Guest
-from tests.storage.fixtures import pve, sim_cluster, wait_for  # noqa: F401
+from tests.fixtures import pve, sim_cluster, wait_for  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -90,7 +90,7 @@ def test_refresh_endpoint_runs_in_the_worker(pve, pvesim, celery_worker, operato
     from apps.nodes.models import Cluster
     from apps.nodes.sync import run_cycle
     from tests.conftest import Api
-    from tests.storage.fixtures import wait_for
+    from tests.fixtures import wait_for
 
     cluster = Cluster.objects.create(name="gpu-api", api_url=pvesim.url, token_id=pvesim.token_id,
                                      token_secret=pvesim.token_secret, tls_mode="pin", fingerprint=pvesim.fingerprint)

@@ -7,7 +7,7 @@ import pytest
 from apps.gpus.services import gpu_inventory_refresh
 from apps.nodes.models import Cluster
 from apps.nodes.sync import run_cycle
-from tests.storage.fixtures import wait_for, wait_task
+from tests.fixtures import wait_for, wait_task
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -5,7 +5,7 @@ import pytest
 from apps.gpus.models import GpuDevice, GpuInventory, MdevType, PciMapping
 from apps.gpus.services import gpu_inventory_refresh, parse_map_entry
 
-from tests.storage.fixtures import sync, wait_for, writes_during
+from tests.fixtures import sync, wait_for, writes_during
 
 pytestmark = pytest.mark.django_db
 

@@ -1,1 +1,1 @@
-from tests.storage.fixtures import pve, sim_cluster  # noqa: F401
+from tests.fixtures import pve, sim_cluster  # noqa: F401

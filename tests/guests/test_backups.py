@@ -11,7 +11,7 @@ from apps.storage.models import Storage, StorageContent
 from apps.storage.services import storage_content_refresh
 
 from tests.guests.test_power import final, guest
-from tests.storage.fixtures import wait_for
+from tests.fixtures import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -269,7 +269,7 @@ def test_container_backup_to_node_local_storage_and_restore_as_new(sim_cluster, 
 def test_sync_loop_refreshes_the_job_mirror_now_and_then(sim_cluster, celery_worker, pve):
     from django.core.cache import cache
 
-    from tests.storage.fixtures import sync
+    from tests.fixtures import sync
 
     pve.post("cluster/backup", id="weekly-all", schedule="sun 01:00", storage="nfs-store", all=1)
     cache.delete(f"guests:backup-jobs:{sim_cluster.pk}")

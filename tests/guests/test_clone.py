@@ -8,7 +8,7 @@ from apps.guests.services import guest_refresh
 from apps.operations.models import Operation
 
 from tests.guests.test_snapshots import done, guest
-from tests.storage.fixtures import wait_for, wait_task
+from tests.fixtures import wait_for, wait_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,7 +13,7 @@ from apps.guests.models import Guest
 from apps.guests.services import guest_refresh
 from apps.operations.models import Operation
 
-from tests.storage.fixtures import wait_for
+from tests.fixtures import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PROXMOX_CONFLICT = "detected modified configuration - file changed by other user? Try again."

@@ -12,7 +12,7 @@ from apps.operations.models import Operation
 from apps.storage.models import Storage
 from apps.storage.services import storage_content_refresh
 
-from tests.storage.fixtures import wait_for
+from tests.fixtures import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

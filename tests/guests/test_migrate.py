@@ -10,7 +10,7 @@ from apps.guests.actions.migrate import MigrationProgress
 from apps.operations.models import Operation
 
 from tests.guests.test_power import final, guest, root_put
-from tests.storage.fixtures import sync, wait_for
+from tests.fixtures import sync, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,7 +6,7 @@ import requests
 from apps.guests.models import Guest
 from apps.operations.models import Operation
 
-from tests.storage.fixtures import wait_for
+from tests.fixtures import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ from apps.guests.services import guest_refresh
 from apps.operations.models import Operation
 
 from tests.guests.test_power import root_put
-from tests.storage.fixtures import wait_for
+from tests.fixtures import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ from apps.guests.services import guest_sync
 from apps.nodes.services import cluster_client
 from apps.nodes.sync import Snapshot, fetch_snapshot
 
-from tests.storage.fixtures import sync, wait_task, writes_during
+from tests.fixtures import sync, wait_task, writes_during
 
 pytestmark = pytest.mark.django_db
 

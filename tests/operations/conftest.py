@@ -11,21 +11,7 @@ from channels.testing import WebsocketCommunicator
 from rest_framework.authtoken.models import Token
 
 from apps.operations.clients import set_client_factory
-from apps.proxmox import connect
-
-
-def pve_client(pvesim):
-    return connect(url=pvesim.url, token_id=pvesim.token_id, token_secret=pvesim.token_secret,
-                   fingerprint=pvesim.fingerprint)
-
-
-@pytest.fixture
-def pve(pvesim):
-    """The cluster as the scenario loaded it, and a client pinned to its certificate."""
-    pvesim.reset()
-    client = pve_client(pvesim)
-    yield client
-    client.close()
+from tests.fixtures import pve, pve_client  # noqa: F401  (shared fixtures)
 
 
 @pytest.fixture

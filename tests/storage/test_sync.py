@@ -5,7 +5,7 @@ import pytest
 from apps.storage.models import Storage, StorageContent
 from apps.storage.services import storage_content_refresh
 
-from tests.storage.fixtures import sync, writes_during
+from tests.fixtures import sync, writes_during
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +67,7 @@ def test_deleted_volume_disappears_on_refresh(sim_cluster, pve):
     volid = "nfs-store:iso/ubuntu-24.04.3-live-server-amd64.iso"
     assert StorageContent.objects.filter(storage=nfs, volid=volid).exists()
     upid = pve.delete(f"nodes/pve1/storage/nfs-store/content/{volid}")
-    from tests.storage.fixtures import wait_task
+    from tests.fixtures import wait_task
 
     assert wait_task(pve, upid)["exitstatus"] == "OK"
     counts = storage_content_refresh(storage=nfs)

@@ -1,4 +1,4 @@
-"""Fixtures shared by tests/storage and tests/guests: a Cluster row on pvesim, synced once."""
+"""Fixtures and helpers shared across app tests: a pinned pvesim client, a Cluster row on pvesim synced once, waits."""
 
 from __future__ import annotations
 
