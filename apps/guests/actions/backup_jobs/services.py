@@ -1,0 +1,136 @@
+"""Scheduled backup jobs: written through to Proxmox's /cluster/backup, mirrored in BackupJob
+(re-read after each write and every JOB_REFRESH seconds)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone as dt_timezone
+
+from django.core.cache import cache
+from django.db import transaction
+
+from apps.core.models import AuditResult
+from apps.core.scoping import scope_queryset
+from apps.core.services import audit_log
+from apps.operations.clients import client_for
+from apps.proxmox import ProxmoxError, ProxmoxValidationError
+
+from ...models import BackupJob
+from .validation import RETENTION_KEYS, _only_operators, _proxmox_field_errors, _validate_job
+
+
+JOB_REFRESH = 300  # seconds between re-reads of /cluster/backup by the sync loop
+
+
+def backup_job_list(*, user):
+    return scope_queryset(BackupJob.objects.select_related("cluster"), user)
+
+
+def _epoch(value) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), tz=dt_timezone.utc) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _mirror_fields(item: dict) -> dict:
+    if item.get("vmid"):
+        selection = "vmid"
+    elif item.get("pool"):
+        selection = "pool"
+    else:
+        selection = "all"
+    retention = {}
+    for part in (item.get("prune-backups") or "").split(","):
+        key, _, value = part.partition("=")
+        if key in RETENTION_KEYS and value.isdigit():
+            retention[key] = int(value)
+        elif key == "keep-all" and value == "1":
+            retention[key] = 1
+    return {
+        "enabled": str(item.get("enabled", 1)) not in ("0", "false"), "schedule": item.get("schedule") or "",
+        "storage": item.get("storage") or "", "selection": selection,
+        "vmids": [int(v) for v in re.split(r"[,;\s]+", str(item.get("vmid") or "")) if v.isdigit()],
+        "pool": item.get("pool") or "", "mode": item.get("mode") or "snapshot",
+        "compress": str(item.get("compress", "0")), "retention": retention, "comment": item.get("comment") or "",
+        "next_run": _epoch(item.get("next-run")), "config": item,
+    }
+
+
+def backup_job_refresh(*, cluster, client=None) -> list[BackupJob]:
+    """Make the BackupJob mirror of `cluster` match `GET /cluster/backup` (one call): creates,
+    updates and deletes rows. Returns the cluster's jobs."""
+    own = client is None
+    client = client or client_for(cluster.pk)
+    try:
+        items = client.get("cluster/backup") or []
+    finally:
+        if own:
+            client.close()
+    cache.set(f"guests:backup-jobs:{cluster.pk}", 1, JOB_REFRESH)
+    wanted = {i["id"]: _mirror_fields(i) for i in items if i.get("id")}
+    with transaction.atomic():
+        BackupJob.objects.filter(cluster=cluster).exclude(job_id__in=list(wanted)).delete()
+        for job_id, fields in wanted.items():
+            BackupJob.objects.update_or_create(cluster=cluster, job_id=job_id, defaults=fields)
+    return list(BackupJob.objects.filter(cluster=cluster))
+
+
+def backup_job_create(*, cluster, user, data: dict, request=None) -> BackupJob:
+    """Create a scheduled backup job in Proxmox, then mirror it. Validated first (schedule syntax,
+    storage, selection, retention); Proxmox's own refusals come back as field errors too.
+    Raises PermissionDenied, ValidationError, ProxmoxError (unreachable)."""
+    import uuid
+
+    _only_operators(user, "manage backup jobs")
+    params = _validate_job(cluster, data)
+    job_id = f"backup-{uuid.uuid4().hex[:12]}"
+    client = client_for(cluster.pk)
+    try:
+        try:
+            client.post("cluster/backup", id=job_id, **params)
+        except (ProxmoxValidationError, ProxmoxError) as exc:
+            if exc.status and 400 <= exc.status < 500 or isinstance(exc, ProxmoxValidationError):
+                raise _proxmox_field_errors(exc) from exc
+            raise
+        backup_job_refresh(cluster=cluster, client=client)
+    finally:
+        client.close()
+    job = BackupJob.objects.get(cluster=cluster, job_id=job_id)
+    audit_log(user=user, action="guests.backup_job_create", target=job, result=AuditResult.SUCCESS, request=request,
+              detail={"schedule": params["schedule"]})
+    return job
+
+
+def backup_job_update(*, job: BackupJob, user, data: dict, request=None) -> BackupJob:
+    """Change a job in Proxmox (selection switches drop the other selection keys), then re-mirror."""
+    _only_operators(user, "manage backup jobs")
+    params = _validate_job(job.cluster, data)
+    drop = [k for k in ("vmid", "pool", "all", "comment") if k not in params or params[k] is None]
+    client = client_for(job.cluster_id)
+    try:
+        try:
+            client.put(f"cluster/backup/{job.job_id}", delete=",".join(drop) or None, **params)
+        except ProxmoxError as exc:
+            if isinstance(exc, ProxmoxValidationError) or (exc.status and 400 <= exc.status < 500):
+                raise _proxmox_field_errors(exc) from exc
+            raise
+        backup_job_refresh(cluster=job.cluster, client=client)
+    finally:
+        client.close()
+    audit_log(user=user, action="guests.backup_job_update", target=job, result=AuditResult.SUCCESS, request=request)
+    return BackupJob.objects.filter(pk=job.pk).first() or job
+
+
+def backup_job_delete(*, job: BackupJob, user, request=None) -> None:
+    """Delete the job in Proxmox and its mirror row."""
+    _only_operators(user, "manage backup jobs")
+    client = client_for(job.cluster_id)
+    try:
+        client.delete(f"cluster/backup/{job.job_id}")
+        backup_job_refresh(cluster=job.cluster, client=client)
+    finally:
+        client.close()
+    audit_log(user=user, action="guests.backup_job_delete", target=str(job), result=AuditResult.SUCCESS,
+              request=request)
+    BackupJob.objects.filter(pk=job.pk).delete()
