@@ -58,17 +58,22 @@ def ws_session(path: str, *, user=None, max_messages: int = 10_000, timeout: flo
 
     async def run():
         communicator = WebsocketCommunicator(application, path, headers=headers)
-        connected, code = await communicator.connect(timeout=timeout)
-        if not connected:
-            return False, code, []
-        frames = []
-        while len(frames) < max_messages:
-            output = await communicator.receive_output(timeout=timeout)
-            if output["type"] == "websocket.close":
-                return True, output.get("code"), frames
-            frames.append(output.get("text"))
-        await communicator.disconnect()
-        return True, None, frames
+        try:
+            connected, code = await communicator.connect(timeout=timeout)
+            if not connected:
+                return False, code, []
+            frames = []
+            while len(frames) < max_messages:
+                output = await communicator.receive_output(timeout=timeout)
+                if output["type"] == "websocket.close":
+                    return True, output.get("code"), frames
+                frames.append(output.get("text"))
+            return True, None, frames
+        finally:
+            # Always answer with websocket.disconnect so the consumer leaves its channel-layer
+            # receive loop itself; a consumer cancelled by asyncio.run's cleanup instead can be
+            # left polling Redis and hang the test.
+            await communicator.disconnect(timeout=5)
 
     return async_to_sync(run)()
 
