@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export PORT
 
-.PHONY: venv install services services-stop migrate demo test bench e2e clean
+.PHONY: venv install services services-stop migrate demo test bench e2e clean browser
 
 venv: $(BIN)/python
 
@@ -35,13 +35,20 @@ migrate: services
 demo: migrate
 	$(BIN)/python -m datacenter.demo
 
-test: services
+# Browser tests drive Debian's chromium: install it when missing (as root on Debian), as CI does.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test: services browser
 	$(BIN)/pytest
 
 bench: services
 	$(BIN)/pytest tests/bench -s -o norecursedirs= -o "python_files=bench_*.py test_*.py"
 
-e2e: services
+e2e: services browser
 	$(BIN)/pytest tests/e2e
 
 clean: services-stop
