@@ -135,6 +135,24 @@ def _ha_sid(cluster: Cluster, guest: Guest) -> str | None:
 
 # ---- precheck ----------------------------------------------------------------------------------
 
+def _split_targets(cluster, node: str, storages: dict, missing: dict) -> tuple[list, dict]:
+    """Every other node, allowed or refused with its reasons (unavailable storages, mapped devices)."""
+    allowed, refused = [], {}
+    for other in cluster.nodes:
+        if other == node:
+            continue
+        reasons: dict = {}
+        if other in storages:
+            reasons["unavailable_storages"] = storages[other]
+        if missing.get(other):
+            reasons["unavailable-resources"] = missing[other]
+        if reasons:
+            refused[other] = reasons
+        else:
+            allowed.append(other)
+    return allowed, refused
+
+
 @api.get("/nodes/{node}/qemu/{vmid}/migrate", params={"node": P.node(), "vmid": P.vmid(),
                                                       "target": P.string(format="pve-node")}, proxyto="node")
 def qemu_precondition(ctx, p):
@@ -147,19 +165,8 @@ def qemu_precondition(ctx, p):
         running = guest.status == "running"
         blockers, mapped, missing = local_resources(cluster, guest, running)
         storages = unavailable_storages(cluster, guest)
-        res = {"running": 1 if running else 0, "allowed_nodes": [], "not_allowed_nodes": {}}
-        for other in cluster.nodes:
-            if other == node:
-                continue
-            reasons: dict = {}
-            if other in storages:
-                reasons["unavailable_storages"] = storages[other]
-            if missing.get(other):
-                reasons["unavailable-resources"] = missing[other]
-            if reasons:
-                res["not_allowed_nodes"][other] = reasons
-            else:
-                res["allowed_nodes"].append(other)
+        allowed, refused = _split_targets(cluster, node, storages, missing)
+        res = {"running": 1 if running else 0, "allowed_nodes": allowed, "not_allowed_nodes": refused}
         if _ha_sid(cluster, guest):
             res["dependent-ha-resources"] = []
         res["local_disks"] = local_disks(cluster, guest)
@@ -180,14 +187,9 @@ def lxc_precondition(ctx, p):
         guest = cluster.guest(p["vmid"], "lxc", node)
         check_lock(guest)
         storages = unavailable_storages(cluster, guest)
-        res = {"running": 1 if guest.status == "running" else 0, "allowed-nodes": [], "not-allowed-nodes": {}}
-        for other in cluster.nodes:
-            if other == node:
-                continue
-            if other in storages:
-                res["not-allowed-nodes"][other] = {"unavailable_storages": storages[other]}
-            else:
-                res["allowed-nodes"].append(other)
+        allowed, refused = _split_targets(cluster, node, storages, {})
+        # pve-container spells these keys with dashes, qemu-server with underscores.
+        res = {"running": 1 if guest.status == "running" else 0, "allowed-nodes": allowed, "not-allowed-nodes": refused}
         if _ha_sid(cluster, guest):
             res["dependent-ha-resources"] = []
         return res
