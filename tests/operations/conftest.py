@@ -80,3 +80,14 @@ def ws_session(path: str, *, user=None, max_messages: int = 10_000, timeout: flo
 
 def json_frames(frames):
     return [json.loads(frame) for frame in frames]
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test's in-process websockets get their own channel-layer instance: a consumer left
+    behind by an earlier event loop keeps channels_redis's per-instance receive bookkeeping busy
+    ('Two event loops are trying to receive() on one channel layer at once!')."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.pop("default", None)
+    yield
