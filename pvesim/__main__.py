@@ -14,8 +14,10 @@ import uuid
 from pathlib import Path
 
 from . import scenario as scenario_mod
+from . import sshd
 from .admin import admin
 from .server import PveServer
+from .sparse import SchemaUnavailable
 from .tls import fingerprint, server_context
 
 EPILOG = """\
@@ -25,7 +27,11 @@ fault injection (admin API, header 'X-PVESim-Admin: <admin secret>'):
   POST /pvesim/faults/task-failure       type=qmstart message='...' [count=N]
   POST /pvesim/faults/latency            seconds=0.5 [path=/cluster/resources]
   POST /pvesim/faults/clear | /pvesim/time-scale scale=X | /pvesim/reset | /pvesim/local-node node=X
+  POST /pvesim/sparse                     on=1|0           only what the PVE schema promises (see --sparse)
   GET  /pvesim/counters (DELETE to zero)   GET /pvesim/state
+  POST /pvesim/ssh/authorized-keys       key='ssh-ed25519 AAAA...'  let a key log in to the nodes' SSH
+  POST /pvesim/suricata/alert            vmid=100|node=pve1 signature='...' [src_ip, dest_port, ...]
+  POST /pvesim/suricata/rotate           node=pve1 [truncate=1]   (see pvesim/sshd.py for all)
 """
 
 
@@ -44,6 +50,16 @@ def parse_args(argv=None):
     ap.add_argument("--cert", help="PEM certificate (default: self-signed, generated at start)")
     ap.add_argument("--key", help="PEM private key for --cert")
     ap.add_argument("--ready-file", help="write the connection details as JSON to this file once serving")
+    ap.add_argument("--sparse", action="store_true",
+                    help="answer only with what the official PVE API schema marks as required, and 501 for "
+                         "endpoints newer than PVE 8.4 (needs the schema, see --schema)")
+    ap.add_argument("--schema", metavar="FILE",
+                    help="the official PVE API schema (pve-api-schema.json) for --sparse; default: $PVESIM_SCHEMA, "
+                         "else ../shared/pve-api-schema.json beside the repository")
+    ap.add_argument("--ssh-port", type=int, default=0,
+                    help="each node's SSH server (SFTP: /etc/pve/firewall, /var/log/suricata) listens on this "
+                         "port plus the node's index; default 0: free ports, reported with the others")
+    ap.add_argument("--no-ssh", action="store_true", help="start no SSH servers")
     ap.add_argument("--log-level", default="WARNING")
     return ap.parse_args(argv)
 
@@ -86,13 +102,22 @@ def main(argv=None) -> int:
         return cluster
 
     ssl_ctx, cert_path = server_context(Path(args.cert) if args.cert else None, Path(args.key) if args.key else None)
-    server = PveServer((args.host, args.port), factory, admin_secret, ssl_ctx, admin_registry=admin)
+    try:
+        server = PveServer((args.host, args.port), factory, admin_secret, ssl_ctx, admin_registry=admin,
+                           sparse=args.sparse, schema=args.schema)
+    except SchemaUnavailable as exc:
+        print(f"pvesim: {exc}", file=sys.stderr)
+        return 2
     host, port = server.server_address[:2]
     info = {
         "url": f"https://{host}:{port}", "host": host, "port": port, "fingerprint": fingerprint(cert_path),
         "cert": str(cert_path), "root_password": root_password, "token_id": full, "token_secret": token_secret,
         "admin_secret": admin_secret, "cluster": server.cluster.name, "pid": os.getpid(),
+        "sparse": server.sparse is not None,
     }
+    if not args.no_ssh:
+        server.ssh = sshd.SshService(server, args.host, args.ssh_port)
+        info["ssh"] = server.ssh.start()
     print(f"pvesim: Proxmox VE 9.1 API simulator serving cluster '{info['cluster']}' ({len(server.cluster.nodes)} nodes, "
           f"{len(server.cluster.guests)} guests)")
     print(f"  URL:          {info['url']}/api2/json")
@@ -101,6 +126,11 @@ def main(argv=None) -> int:
     print(f"  API token:    {full}={token_secret}")
     print(f"  admin secret: {admin_secret} (header X-PVESim-Admin, /pvesim/...)")
     print(f"  time scale:   {args.time_scale}x", flush=True)
+    for node, listener in sorted(info.get("ssh", {}).items()):
+        print(f"  ssh {node}:{' ' * max(1, 8 - len(node))}{listener['host']}:{listener['port']} "
+              f"host key {listener['fingerprint']}", flush=True)
+    if server.sparse is not None:
+        print(f"  sparse:       only what {server.sparse.path} marks as required", flush=True)
     if args.ready_file:
         tmp = Path(args.ready_file + ".tmp")
         tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +150,8 @@ def main(argv=None) -> int:
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        if getattr(server, "ssh", None) is not None:
+            server.ssh.stop()
         server.cluster.stop()
         server.server_close()
         if args.ready_file:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .errors import ApiError
 from .params import P
 from .router import Registry
+from .sparse import SchemaUnavailable
 
 admin = Registry()
 
@@ -21,6 +22,7 @@ def state(server, p):
             "nodes": {n.name: {"online": n.online, "partitioned": n.partitioned, "quorate": c.quorate(n.name) if n.online else False}
                       for n in c.nodes.values()},
             "guests": len(c.guests), "running_tasks": sum(1 for t in c.tasks.order if t.status == "running"),
+            "sparse": server.sparse is not None,
         }
 
 
@@ -113,16 +115,35 @@ def reset(server, p):
 
 @admin.get("/counters", params={})
 def counters(server, p):
-    """Requests served per method and route template since start or the last reset."""
+    """Requests per method and route template since start or the last reset, 501s included
+    (`implemented: false`; their path is the one asked for, or the template sparse mode refused)."""
     c = server.cluster
     with c.lock:
         items = sorted(c.requests.items(), key=lambda kv: (-kv[1], kv[0]))
-        return {"total": sum(c.requests.values()),
-                "requests": [{"method": m, "path": path, "count": n} for (m, path), n in items]}
+        return {"total": sum(c.requests.values()), "unrouted": sum(c.unrouted.values()),
+                "requests": [{"method": m, "path": path, "count": n, "implemented": (m, path) not in c.unrouted}
+                             for (m, path), n in items]}
 
 
 @admin.delete("/counters", params={})
 def reset_counters(server, p):
     with server.cluster.lock:
         server.cluster.requests.clear()
+        server.cluster.unrouted.clear()
     return None
+
+
+@admin.get("/sparse", params={})
+def sparse_state(server, p):
+    return {"sparse": server.sparse is not None}
+
+
+@admin.post("/sparse", params={"on": P.boolean(optional=False)})
+def sparse_switch(server, p):
+    """Answer with only what the PVE schema promises (on=1), or with everything again (on=0).
+    Survives /pvesim/reset: it is a property of the server, not of the scenario."""
+    try:
+        server.set_sparse(bool(p["on"]))
+    except SchemaUnavailable as exc:
+        raise ApiError(500, str(exc))
+    return {"sparse": server.sparse is not None}

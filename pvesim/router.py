@@ -26,6 +26,15 @@ class Result:
 
 
 @dataclass
+class Upgrade:
+    """A handler's answer that becomes a websocket: `session(conn)` serves it (websockets' sync
+    connection), or `session(None)` when the client did not ask to upgrade and gets `data`."""
+
+    data: Any
+    session: Callable
+
+
+@dataclass
 class Route:
     method: str
     path: str

@@ -61,6 +61,7 @@ def build(scenario: dict[str, Any], time_scale: float = 1.0) -> Cluster:
                 dev.mdev_types[m["type"]] = {"name": m.get("name", m["type"]), "description": m.get("description", ""),
                                              "total": int(m.get("total", 1))}
             node.pci.append(dev)
+        node.device_nodes = list(n.get("device_nodes", []))
         cluster.nodes[node.name] = node
     cluster.local_node = meta.get("local_node") or next(iter(cluster.nodes), None)
 

@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import ApiError
 from .params import validate
-from .router import Registry, Result, Route, api
+from .router import Registry, Result, Route, Upgrade, api
+from .sparse import Sparse, load as load_sparse
 from .state import Cluster
 
 log = logging.getLogger("pvesim")
@@ -60,7 +61,13 @@ class PveServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, address, cluster_factory: Callable[[], Cluster], admin_secret: str,
-                 ssl_context: ssl.SSLContext, registry: Registry = api, admin_registry: Registry | None = None):
+                 ssl_context: ssl.SSLContext, registry: Registry = api, admin_registry: Registry | None = None,
+                 sparse: bool = False, schema: str | None = None):
+        self.schema = schema
+        self.sparse: Sparse | None = None  # set: answers carry only what the PVE schema promises
+        self._schema_cache: Sparse | None = None
+        if sparse:
+            self.set_sparse(True)  # before the cluster starts: a missing schema stops here
         self.cluster_factory = cluster_factory
         self.cluster = cluster_factory()
         self.admin_secret = admin_secret
@@ -69,6 +76,12 @@ class PveServer(ThreadingHTTPServer):
         self.ssl_context = ssl_context
         self._reset_lock = threading.Lock()
         super().__init__(address, Handler)
+
+    def set_sparse(self, on: bool) -> None:
+        """Switch sparse mode; SchemaUnavailable (naming the path) when the schema cannot be read."""
+        if on and self._schema_cache is None:
+            self._schema_cache = load_sparse(self.schema)
+        self.sparse = self._schema_cache if on else None
 
     def get_request(self):
         sock, addr = super().get_request()
@@ -165,6 +178,7 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith(ADMIN_PREFIX + "/"):
                 return self._admin(method, path[len(ADMIN_PREFIX):], url.query)
             if not path.startswith(API_PREFIX):
+                self._count_unrouted(method, path)
                 raise ApiError(501, f"Method '{method} {path}' not implemented")
             self._api(method, path[len(API_PREFIX):] or "/", url.query)
         except ApiError as err:
@@ -179,8 +193,10 @@ class Handler(BaseHTTPRequestHandler):
         server = self.server
         cluster = server.cluster
         route, path_params, other = server.registry.find(method, path.rstrip("/") or "/")
-        if route is None:
+        sparse = server.sparse
+        if route is None or (sparse is not None and sparse.omitted(method, route.path)):
             self._read_body()
+            self._count_unrouted(method, route.path if route is not None else path)
             raise ApiError(501, f"Method '{method} {API_PREFIX}{path}' not implemented")
         with cluster.lock:
             cluster.requests[(method, route.path)] += 1
@@ -217,6 +233,11 @@ class Handler(BaseHTTPRequestHandler):
 
         ctx = Context(cluster, authid, method, path, route, node)
         result = route.handler(ctx, params)
+        if isinstance(result, Upgrade):
+            if (self.headers.get("Upgrade") or "").lower() == "websocket":
+                return self._websocket(path, result)
+            result.session(None)
+            result = result.data
         out: dict[str, Any] = {}
         if isinstance(result, Result):
             out["data"] = result.data
@@ -225,7 +246,41 @@ class Handler(BaseHTTPRequestHandler):
             out.update(result.extra)
         else:
             out["data"] = result
+        if sparse is not None:
+            out["data"] = sparse.prune(method, route.path, out["data"])
         self._send(200, "OK", json.dumps(out, separators=(",", ":")).encode())
+
+    def _websocket(self, path: str, upgrade: Upgrade) -> None:
+        """Answer the handshake with websockets' own protocol object, then let the route's session
+        own the connection until it ends (this handler thread serves nothing else meanwhile)."""
+        from websockets.datastructures import Headers
+        from websockets.http11 import Request
+        from websockets.protocol import Protocol, Side, State
+        from websockets.server import ServerProtocol
+        from websockets.sync.connection import Connection
+
+        handshake = ServerProtocol(subprotocols=["binary"], select_subprotocol=_binary_if_offered)
+        response = handshake.accept(Request(path, Headers(self.headers.items())))
+        handshake.send_response(response)
+        self.wfile.write(b"".join(handshake.data_to_send()))
+        self.wfile.flush()
+        self.close_connection = True
+        if response.status_code != 101:
+            return
+        # The request was read by http.server, so frames are parsed by a protocol that starts open.
+        protocol = Protocol(Side.SERVER, state=State.OPEN, max_size=2 ** 20)
+        conn = Connection(self.connection, protocol, ping_interval=None, close_timeout=2)
+        try:
+            upgrade.session(conn)
+        finally:
+            conn.close()
+
+    def _count_unrouted(self, method: str, path: str) -> None:
+        """501s count too, so a benchmark sees every call a client made."""
+        cluster = self.server.cluster
+        with cluster.lock:
+            cluster.requests[(method, path)] += 1
+            cluster.unrouted[(method, path)] += 1
 
     def _authenticate(self, route: Route, method: str, cluster: Cluster) -> str | None:
         if not route.auth:
@@ -276,6 +331,10 @@ class Handler(BaseHTTPRequestHandler):
         params = validate(route.params, raw)
         result = route.handler(server, params)
         self._send(200, "OK", json.dumps({"data": result}).encode())
+
+
+def _binary_if_offered(protocol, subprotocols):
+    return "binary" if "binary" in subprotocols else None
 
 
 def _flatten(parsed: dict[str, list[str]]) -> dict[str, Any]:

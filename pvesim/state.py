@@ -60,6 +60,7 @@ class Node:
     boot_time: float = field(default_factory=time.time)
     level: str = ""
     pci: list[PciDevice] = field(default_factory=list)
+    device_nodes: list[str] = field(default_factory=list)  # /dev entries LXC devN may pass through
     base_load: float = 0.05  # idle CPU fraction
 
     @property
@@ -229,6 +230,7 @@ class Cluster:
                                          "nodes": {}, "guests": {}}
         self.tasks = TaskManager(self)
         self.requests: Counter = Counter()  # (method, path template) -> count
+        self.unrouted: Counter = Counter()  # (method, path) of the 501s among them
         self.access = None  # pvesim.access.AccessControl, set by the scenario loader
         self.ha = None  # pvesim.ha.HAManager, set by the scenario loader
         self.rrd_seed = random.Random(7)

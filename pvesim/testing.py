@@ -3,6 +3,9 @@
     with PvesimProcess(time_scale=20) as sim:
         sim.url, sim.fingerprint, sim.token_id, sim.token_secret
         sim.admin("POST", "/nodes/pve3/power", state="off")
+        sim.ssh["pve1"]["port"]      # each node's SSH server (SFTP), see pvesim/sshd.py
+
+`sparse=True` starts it with --sparse (only what the PVE schema promises; `schema=` names the file).
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import urllib3
 
 class PvesimProcess:
     def __init__(self, scenario: str | Path | None = None, time_scale: float = 20.0, scale: str | None = None,
-                 port: int = 0, extra_args: list[str] | None = None, startup_timeout: float = 60.0):
+                 port: int = 0, extra_args: list[str] | None = None, startup_timeout: float = 60.0,
+                 sparse: bool = False, schema: str | Path | None = None):
         self.scenario, self.time_scale, self.scale, self.port = scenario, time_scale, scale, port
+        self.sparse, self.schema = sparse, schema
         self.extra_args = extra_args or []
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen | None = None
@@ -40,6 +45,10 @@ class PvesimProcess:
             cmd += ["--scenario", str(self.scenario)]
         if self.scale:
             cmd += ["--scale", self.scale]
+        if self.sparse:
+            cmd += ["--sparse"]
+        if self.schema:
+            cmd += ["--schema", str(self.schema)]
         root = Path(__file__).resolve().parent.parent
         env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self._log = open(Path(self._dir) / "pvesim.log", "w")
@@ -81,6 +90,8 @@ class PvesimProcess:
     root_password = property(lambda self: self.info["root_password"])
     admin_secret = property(lambda self: self.info["admin_secret"])
     cert = property(lambda self: self.info["cert"])
+    # node -> {"host", "port", "host_key", "fingerprint"} of each node's SSH server (pvesim/sshd.py)
+    ssh = property(lambda self: self.info.get("ssh", {}))
 
     # ---- admin API ---------------------------------------------------------------------
     def admin(self, method: str, endpoint: str, /, **params) -> Any:

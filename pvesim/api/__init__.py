@@ -8,7 +8,7 @@ from importlib import import_module
 
 MODULES = [
     "version", "access", "cluster", "tasks", "nodes", "storage", "guests", "qemu", "lxc",
-    "backup", "migrate", "hardware", "mapping", "pools", "ha", "firewall",
+    "backup", "migrate", "hardware", "mapping", "pools", "ha", "replication", "firewall", "network", "metrics", "console",
 ]
 
 _loaded = [import_module(f"{__name__}.{name}") for name in MODULES]

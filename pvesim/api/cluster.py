@@ -106,10 +106,29 @@ def node_usage(cluster: Cluster, node: Node, running: list[Guest] | None = None)
             "disk": int(node.maxdisk * 0.18)}
 
 
+def member_online(cluster: Cluster, node: Node) -> bool:
+    """Whether `node` is an online corosync member as the answering node (cluster.local_node) sees it.
+
+    Proxmox answers /cluster/status, /cluster/resources and /nodes from the answering node's pmxcfs
+    membership (PVE::Cluster::get_members, used by API2Tools::extract_node_stats): a node that is
+    powered off, or in another corosync partition than the answering node, is `offline` there even
+    though it may be running; the answering node always sees itself online."""
+    if not node.online:
+        return False
+    if node.name == cluster.local_node:
+        return True
+    local = cluster.nodes.get(cluster.local_node)
+    return not node.partitioned and not (local is not None and local.partitioned)
+
+
 def node_resource(cluster: Cluster, node: Node, stats: bool = True, running: list[Guest] | None = None) -> dict:
+    """A node as /cluster/resources lists it: `offline`, without usage, when the answering node does
+    not see it as a member (powered off or partitioned away, see member_online); the maximums stay,
+    as Proxmox keeps a node's last status sample for a few minutes."""
+    online = member_online(cluster, node)
     item = {"id": f"node/{node.name}", "type": "node", "node": node.name,
-            "status": "online" if node.online else "offline", "level": node.level, "cgroup-mode": 2}
-    if stats and node.online:
+            "status": "online" if online else "offline", "level": node.level, "cgroup-mode": 2}
+    if stats and online:
         item.update({"maxcpu": node.maxcpu, "maxmem": node.maxmem, "maxdisk": node.maxdisk, "uptime": node.uptime,
                      **node_usage(cluster, node, running)})
     elif stats:
@@ -180,8 +199,7 @@ def status(ctx, p):
         out = [{"type": "cluster", "id": "cluster", "name": cluster.name, "nodes": len(cluster.nodes),
                 "version": cluster.config_version, "quorate": 1 if cluster.quorate() else 0}]
         for node in cluster.nodes.values():
-            reachable = node.online and (node.name == cluster.local_node or not node.partitioned) \
-                and (not cluster.nodes[cluster.local_node].partitioned or node.name == cluster.local_node)
+            reachable = member_online(cluster, node)
             out.append({"type": "node", "id": f"node/{node.name}", "name": node.name, "nodeid": node.nodeid,
                         "ip": node.ip, "local": 1 if node.name == cluster.local_node else 0,
                         "online": 1 if reachable else 0, "level": node.level})

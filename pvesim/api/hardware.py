@@ -88,8 +88,21 @@ def _free(dev: PciDevice, vmid: int, mdev: str | None) -> bool:
     return holder is None or holder == vmid
 
 
+def check_device_nodes(cluster: Cluster, guest: Guest) -> None:
+    """Container start: every devN path must exist on the node (PVE::LXC stats it). Proxmox sets no
+    limit on how many containers share one; the portal's accounting does."""
+    node = cluster.nodes[guest.node]
+    for key in sorted(k for k in guest.config if re.fullmatch(r"dev\d+", k)):
+        path = parse_props(str(guest.config[key]), default_key="path").get("path", "")
+        if path not in node.device_nodes:
+            raise TaskError(f"Could not get mode or device ID of {path}")
+
+
 def reserve_devices(cluster: Cluster, guest: Guest) -> None:
     """Start hook: pick and reserve each hostpciN's device(s) or refuse with TaskError."""
+    if guest.type == "lxc":
+        check_device_nodes(cluster, guest)
+        return
     if guest.type != "qemu":
         return
     node = cluster.nodes[guest.node]

@@ -24,7 +24,7 @@ OPTIONS = {
     "arch": P.enum(["amd64", "i386", "arm64", "armhf", "riscv32", "riscv64"]),
     "cmode": P.enum(["shell", "console", "tty"]), "console": b(), "cores": i(minimum=1, maximum=8192),
     "cpulimit": P.number(minimum=0, maximum=8192), "cpuunits": i(minimum=0, maximum=500000), "debug": b(),
-    "description": s(max_length=8192), "dev[n]": s(slots=256), "entrypoint": s(pattern=f"{_ENV_CHARS}+"),
+    "description": s(max_length=8192), "dev[n]": s(prop=G.LXC_DEV, slots=256), "entrypoint": s(pattern=f"{_ENV_CHARS}+"),
     "env": s(pattern=rf"(?:\w+={_ENV_CHARS}*)(?:\0\w+={_ENV_CHARS}*)*"), "features": s(prop=G.LXC_FEATURES),
     "hookscript": s(format="pve-volume-id"), "hostname": s(format="dns-name", max_length=255),
     "lock": P.enum(LOCKS), "memory": i(minimum=16), "mp[n]": s(prop=G.LXC_MP, slots=256),
@@ -367,4 +367,12 @@ def ct_interfaces(ctx, p):
             if ip6 and ip6 not in ("auto", "dhcp", "manual"):
                 item["inet6"] = ip6
             out.append(item)
+        for item in out:  # the schema requires ip-addresses: every address with family and prefix
+            item["ip-addresses"] = [_address(item[fam], fam) for fam in ("inet", "inet6") if fam in item]
         return out
+
+
+def _address(cidr: str, family: str) -> dict:
+    address, _, prefix = cidr.partition("/")
+    return {"ip-address": address, "ip-address-type": family,
+            "prefix": int(prefix) if prefix else (32 if family == "inet" else 128)}

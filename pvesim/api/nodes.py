@@ -7,7 +7,7 @@ import time
 
 from ..params import P
 from ..router import api
-from .cluster import node_usage
+from .cluster import member_online, node_usage
 
 TIMEFRAMES = {"hour": 60, "day": 1440, "week": 10080, "month": 43200, "year": 525600}  # seconds per point / 60
 
@@ -18,9 +18,10 @@ def node_list(ctx, p):
     out = []
     with cluster.lock:
         for node in cluster.nodes.values():
-            item = {"node": node.name, "status": "online" if node.online else "offline", "id": f"node/{node.name}",
+            online = member_online(cluster, node)  # the answering node's view, as /cluster/resources
+            item = {"node": node.name, "status": "online" if online else "offline", "id": f"node/{node.name}",
                     "type": "node", "level": node.level, "ssl_fingerprint": ""}
-            if ctx.has(f"/nodes/{node.name}", "Sys.Audit") and node.online:
+            if ctx.has(f"/nodes/{node.name}", "Sys.Audit") and online:
                 usage = node_usage(cluster, node)
                 item.update({"cpu": usage["cpu"], "maxcpu": node.maxcpu, "mem": usage["mem"], "maxmem": node.maxmem,
                              "disk": usage["disk"], "maxdisk": node.maxdisk, "uptime": node.uptime})

@@ -109,3 +109,52 @@ def test_mapping_crud_and_checks(pve):
     assert exc.value.status_code == 400 and "map.id: property is missing and it is not optional" in exc.value.errors["map"]
     mappings("nic").delete()
     assert "nic" not in {m["id"] for m in mappings.get()}
+
+
+# -- containers: devN is root@pam's alone (pve-container check_ct_modify_config_perm) ----------------
+
+DEVN_REFUSED = "Permission check failed (configuring device passthrough is only allowed for root@pam)"
+
+
+def root_ticket(sim):
+    """proxmoxer logged in as root@pam by password: ticket cookie + CSRF header, as the GUI does."""
+    from proxmoxer import ProxmoxAPI
+
+    return ProxmoxAPI(sim.host, port=sim.info["port"], user="root@pam", password=sim.root_password,
+                      verify_ssl=False, timeout=30)
+
+
+def test_container_devn_is_refused_to_every_api_token_and_taken_from_a_root_ticket(sim, pve):
+    """Even root@pam's own token (privsep off, every privilege) is refused, on create and on config
+    writes and deletes, with Proxmox's 403; root@pam's ticket sets and removes it."""
+    ct = pve.nodes("pve1").lxc(200)
+    for call in (lambda: ct.config.put(dev0="/dev/nvidia0"),
+                 lambda: pve.nodes("pve1").lxc.post(vmid=777, ostemplate="nfs-store:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+                                                    rootfs="ceph-rbd:4", dev0="/dev/nvidia0")):
+        with pytest.raises(ResourceException) as exc:
+            call()
+        assert (exc.value.status_code, exc.value.content) == (403, DEVN_REFUSED)
+    root = root_ticket(sim)
+    root.nodes("pve1").lxc(200).config.put(dev0="/dev/nvidia0,gid=44,mode=0666", dev1="/dev/nvidiactl")
+    config = ct.config.get()
+    assert (config["dev0"], config["dev1"]) == ("/dev/nvidia0,gid=44,mode=0666", "/dev/nvidiactl")
+    with pytest.raises(ResourceException) as exc:
+        ct.config.put(delete="dev1")  # removing one is the same privilege
+    assert (exc.value.status_code, exc.value.content) == (403, DEVN_REFUSED)
+    # A bad path is refused like Proxmox's pve-lxc-dev-string, root or not.
+    with pytest.raises(ResourceException) as exc:
+        root.nodes("pve1").lxc(200).config.put(dev2="/etc/shadow")
+    assert exc.value.status_code == 400 and "dev2" in exc.value.errors
+    root.nodes("pve1").lxc(200).config.put(delete="dev0,dev1")
+    assert "dev0" not in ct.config.get()
+
+
+def test_a_ticket_write_needs_its_csrf_token(sim, pve):
+    import requests
+
+    root = root_ticket(sim)
+    ticket, _csrf = root.get_tokens()
+    response = requests.put(f"{sim.url}/api2/json/nodes/pve1/lxc/200/config", data={"dev0": "/dev/nvidia0"},
+                            cookies={"PVEAuthCookie": ticket}, verify=sim.cert, timeout=30)
+    assert (response.status_code, response.reason) == (401, "Permission denied - invalid csrf token")
+    assert "dev0" not in pve.nodes("pve1").lxc(200).config.get()

@@ -163,4 +163,7 @@ def test_ha_managed_ct_needs_purge(pve):
 def test_interfaces_and_rrddata(pve):
     ifaces = pve.nodes("pve1").lxc(200).interfaces.get()
     assert ifaces[1]["name"] == "eth0" and ifaces[1]["hwaddr"] == "bc:24:11:0b:02:00"
+    assert ifaces[0]["ip-addresses"] == [{"ip-address": "127.0.0.1", "ip-address-type": "inet", "prefix": 8},
+                                         {"ip-address": "::1", "ip-address-type": "inet6", "prefix": 128}]
+    assert ifaces[1]["ip-addresses"][0]["ip-address"] == ifaces[1]["inet"].split("/")[0]
     assert len(pve.nodes("pve1").lxc(200).rrddata.get(timeframe="day")) == 70

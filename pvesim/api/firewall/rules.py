@@ -57,11 +57,24 @@ def _verify_rule(cluster, rule: dict, conf: dict, in_group: bool) -> None:
 
 
 def _check_ports(spec: str) -> str | None:
-    for part in spec.split(","):
-        for port in part.split(":", 1):
-            if port.isdigit() and 0 < int(port) <= 65535 or port.lower() in SERVICES:
-                continue
-            return f"invalid port '{port}'"
+    """PVE's parse_port_name_number_or_range: numbers 0-65535, ranges `a:b` (not backwards), or a
+    service name; no empty list items."""
+    parts = spec.split(",")
+    if any(p == "" for p in parts):
+        return "extraneous commas in list"
+    for part in parts:
+        low, sep, high = part.partition(":")
+        if sep and low.isdigit() and high.isdigit():
+            for port in (low, high):
+                if int(port) > 65535:
+                    return f"invalid port '{port}'"
+            if int(low) > int(high):
+                return f"backwards range '{part}' not allowed, did you mean '{high}:{low}'?"
+        elif part.isdigit():
+            if int(part) > 65535:
+                return f"invalid port '{part}'"
+        elif part.lower() not in SERVICES:
+            return f"invalid port '{part}'"
     return None
 
 

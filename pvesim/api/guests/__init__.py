@@ -37,14 +37,14 @@ from .disks import (NEW_DISK_RE, allocate_disks, allocate_volume, check_disk_sto
                     next_unused_key, replace_file, storage_supports)
 from .lifecycle import (destroy, ha_add, ha_configured, ha_managed, ha_sid, ha_status, purge_references,
                         running_guest_task, shutdown_guest, start_guest, stop_guest)
-from .schema import (HOSTPCI, IPCONFIG, LXC_FEATURES, LXC_MP, LXC_NET, LXC_ROOTFS, QEMU_DISK_BUSES, QEMU_NET,
+from .schema import (HOSTPCI, IPCONFIG, LXC_DEV, LXC_FEATURES, LXC_MP, LXC_NET, LXC_ROOTFS, QEMU_DISK_BUSES, QEMU_NET,
                      QEMU_NET_MODELS, disk_enum, drive_prop, rrd_params)
 from .snapshots import (feature, snapshot_create, snapshot_delete, snapshot_get, snapshot_list, snapshot_rollback,
                         snapshot_update)
 from .status import guest_rrddata, list_item, status_payload
 
 __all__ = [
-    "CONFIG_CONTROL_PARAMS", "DURATION", "HOSTPCI", "IPCONFIG", "LXC_FEATURES", "LXC_MP", "LXC_NET", "LXC_ROOTFS",
+    "CONFIG_CONTROL_PARAMS", "DURATION", "HOSTPCI", "IPCONFIG", "LXC_DEV", "LXC_FEATURES", "LXC_MP", "LXC_NET", "LXC_ROOTFS",
     "NEW_DISK_RE", "QEMU_DISK_BUSES", "QEMU_NET", "QEMU_NET_MODELS", "SECRET_KEYS", "SIZE_RE", "TASK_TYPES",
     "add_to_pool", "allocate_disks", "allocate_volume", "assert_digest", "cdrom_alias", "check_config_perms",
     "check_disk_storages", "check_lock", "check_pool", "check_skiplock", "check_storage", "check_vm_allocate",

@@ -12,7 +12,7 @@ from ...scenario import is_disk_key
 from ...state import Cluster, Guest
 from .base import assert_digest, check_lock
 from .disks import allocate_disks, check_disk_storages, disk_volid, is_cdrom, next_unused_key, replace_file
-from .schema import HOSTPCI, QEMU_NET, QEMU_NET_MODELS
+from .schema import HOSTPCI, LXC_DEV, QEMU_NET, QEMU_NET_MODELS
 
 
 SECRET_KEYS = {"cipassword"}
@@ -184,6 +184,13 @@ CONFIG_CONTROL_PARAMS = {"node", "vmid", "delete", "digest", "revert", "skiplock
                          "import-working-storage"}
 
 
+def verify_lxc_dev(key: str, value: str) -> None:
+    """pve-lxc-dev-string: under /dev/, without `.` or `..` components (400 like Proxmox)."""
+    path = LXC_DEV.parse(value).get("path", "")
+    if re.search(r"/\.\.?(?:/|$)", path) or not path.startswith("/dev/"):
+        raise ApiError(400, "Parameter verification failed.", {key: f"invalid format - {path} is not a valid device path"})
+
+
 def check_config_perms(ctx, guest_or_vmid, values: dict, deletes: list[str] = ()) -> None:
     """The privileges a config change needs (qemu-server check_vm_modify_config_perm, reduced)."""
     vmid = guest_or_vmid.vmid if isinstance(guest_or_vmid, Guest) else int(guest_or_vmid)
@@ -201,6 +208,13 @@ def check_config_perms(ctx, guest_or_vmid, values: dict, deletes: list[str] = ()
                 if dev.get("romfile") and not ctx.is_root:
                     raise ApiError(500, f"only root can set '{key}' config for romfile")
             ctx.check(path, "VM.Config.HWType")
+        elif re.fullmatch(r"dev\d+", key):
+            if values.get(key):
+                verify_lxc_dev(key, str(values[key]))
+            # pve-container check_ct_modify_config_perm: no privilege grants it, tokens included
+            if not ctx.is_root:
+                raise ApiError(403, "Permission check failed (configuring device passthrough is only allowed "
+                                    "for root@pam)")
         elif is_disk_key(key) or key.startswith("mp"):
             if is_cdrom(values.get(key, "")):
                 ctx.check(path, "VM.Config.CDROM")

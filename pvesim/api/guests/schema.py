@@ -157,6 +157,9 @@ LXC_ROOTFS = PropString({
 }, default_key="volume")
 LXC_MP = PropString({**LXC_ROOTFS.keys, "mp": P.string(optional=False, format="pve-lxc-mp-string"),
                      "backup": P.boolean(), "keepattrs": P.boolean()}, default_key="volume")
+# dev[n] (pve-container LXC/Config.pm $dev_desc); the path's own check is verify_lxc_dev().
+LXC_DEV = PropString({"path": P.string(), "mode": P.string(pattern=r"0[0-7]{3}"), "uid": P.integer(minimum=0),
+                      "gid": P.integer(minimum=0), "deny-write": P.boolean()}, default_key="path")
 LXC_FEATURES = PropString({"force_rw_sys": P.boolean(), "fuse": P.boolean(), "keyctl": P.boolean(),
                            "mknod": P.boolean(), "mount": P.string(pattern=r"[a-zA-Z0-9_; ]+"), "nesting": P.boolean()})
 
