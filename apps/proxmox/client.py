@@ -14,6 +14,8 @@ import socket
 import ssl
 import tempfile
 import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -183,8 +185,9 @@ class ProxmoxClient:
         self.close()
 
     # -- generic calls -------------------------------------------------------------------
-    def request(self, method: str, path: str, **params):
-        """Call `METHOD /api2/json/<path>` and return `data`; raises a typed ProxmoxError."""
+    def request(self, method: str, path: str, /, **params):
+        """Call `METHOD /api2/json/<path>` and return `data`; raises a typed ProxmoxError. `path` is
+        positional-only: Proxmox has parameters named `path` (PUT /access/acl)."""
         resource = self._api(path.strip("/"))
         failed = True
         try:
@@ -203,16 +206,16 @@ class ProxmoxClient:
         finally:
             metrics.record_call(method, path, failed=failed)
 
-    def get(self, path: str, **params):
+    def get(self, path: str, /, **params):
         return self.request("GET", path, **params)
 
-    def post(self, path: str, **data):
+    def post(self, path: str, /, **data):
         return self.request("POST", path, **data)
 
-    def put(self, path: str, **data):
+    def put(self, path: str, /, **data):
         return self.request("PUT", path, **data)
 
-    def delete(self, path: str, **params):
+    def delete(self, path: str, /, **params):
         return self.request("DELETE", path, **params)
 
     # -- readers -------------------------------------------------------------------------
@@ -229,7 +232,12 @@ class ProxmoxClient:
         return self.get("cluster/ha/status/current") or []
 
     def task_status(self, node: str, upid: str) -> dict:
-        return self.get(f"nodes/{node}/tasks/{upid}/status")
+        """The task's status; `exitstatus` of a stopped task is optional in the schema, so when it is
+        missing it is read from the log's closing `TASK OK` / `TASK WARNINGS: n` / `TASK ERROR: ...`."""
+        status = self.get(f"nodes/{node}/tasks/{upid}/status") or {}
+        if status.get("status") == "stopped" and not status.get("exitstatus"):
+            status = dict(status, exitstatus=exitstatus_from_log(self.task_log(node, upid, 0, 100000)))
+        return status
 
     def task_log(self, node: str, upid: str, start: int = 0, limit: int = 500) -> list[dict]:
         """Log lines `[{"n": 1, "t": "..."}]` from 0-based offset `start`; `n` is 1-based."""
@@ -282,6 +290,19 @@ class ProxmoxClient:
         return ProxmoxUnreachable(f"request to {where} failed: {_innermost(exc)}")
 
 
+def exitstatus_from_log(lines: list[dict]) -> str:
+    """`OK`, `WARNINGS: n` or the error text from the last `TASK ...` line of a finished task's log."""
+    for line in reversed(lines or []):
+        text = str(line.get("t", ""))
+        if text == "TASK OK":
+            return "OK"
+        if text.startswith("TASK WARNINGS:"):
+            return text[len("TASK "):]
+        if text.startswith("TASK ERROR:"):
+            return text[len("TASK ERROR:"):].strip()
+    return "unexpected status"
+
+
 def _innermost(exc: BaseException) -> str:
     # requests wraps urllib3's MaxRetryError, whose `reason` is the socket/ssl error worth showing.
     inner = exc.args[0] if exc.args else exc
@@ -298,3 +319,17 @@ def connect(*, url: str, token_id: str, token_secret: str, verify=True,
     """
     return ProxmoxClient(url=url, token_id=token_id, token_secret=token_secret, verify=verify,
                          fingerprint=fingerprint, timeout=timeout)
+
+
+@contextmanager
+def borrowed(client: "ProxmoxClient | None", open_client: Callable[[], "ProxmoxClient"]) -> Iterator["ProxmoxClient"]:
+    """Use the caller's `client` (the caller closes it), or open one with `open_client()` and close
+    it afterwards: one way for every function that may run inside a larger piece of work."""
+    if client is not None:
+        yield client
+        return
+    own = open_client()
+    try:
+        yield own
+    finally:
+        own.close()
