@@ -60,6 +60,21 @@ def presence(groups: list[str], channel_name: str, present: bool) -> None:
                 logger.exception("presence hook for %s failed", prefix)
 
 
+# Audience: the policy (apps.permissions) maps the groups a page names to the ones its user should
+# join (a tenant user's page listens to `tenant-<id>`, not `cluster-<id>`); identity without it.
+_audience: list[Callable[[Any, list[str]], list[str]]] = []
+
+
+def register_audience(fn: Callable[[Any, list[str]], list[str]]) -> None:
+    _audience[:] = [fn]
+
+
+def audience(user, groups: list[str]) -> list[str]:
+    """The groups `user`'s page should subscribe to instead of `groups` (base.html asks this)."""
+    groups = list(groups or [])
+    return _audience[0](user, groups) if _audience else groups
+
+
 def registered_prefixes() -> list[str]:
     return sorted(_checks)
 
@@ -83,6 +98,25 @@ def can_subscribe(user, group: str) -> bool:
 def own_user_group(user, key: str) -> bool:
     """`user-<id>`: a user's own notifications."""
     return str(user.pk) == key
+
+
+# Access changes (a membership removed, a token revoked): every socket of the user re-checks its
+# groups. Each LiveConsumer listens on its user's `access-<user id>` group for this message.
+REAUTH_TYPE = "live.reauth"
+
+
+def access_group(user_id) -> str:
+    return f"access-{user_id}"
+
+
+def reauth(user_id) -> bool:
+    """Make every open socket of user `user_id` re-check its subscriptions (best effort)."""
+    try:
+        _run_sync(get_channel_layer().group_send(access_group(user_id), {"type": REAUTH_TYPE}))
+    except Exception:
+        logger.exception("reauth of user %s failed", user_id)
+        return False
+    return True
 
 
 def _message(html: str | None, data: Any) -> dict:

@@ -29,6 +29,8 @@ class AuditEntry(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     username = models.CharField(max_length=150, blank=True)  # kept when the user is deleted
+    # The API token the request carried ("<name> (<key>…)"), blank for a session: who is the token.
+    token = models.CharField(max_length=150, blank=True, db_index=True)
     action = models.CharField(max_length=100, db_index=True)  # "<app>.<entity>_<action>"
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=100, blank=True)
@@ -36,6 +38,9 @@ class AuditEntry(models.Model):
     result = models.CharField(max_length=20, choices=AuditResult.choices)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+    # permissions.Tenant's id, not a foreign key (core sits below permissions): the tenant whose
+    # object this was, else the acting user's active tenant. Tenant admins see their tenant's entries.
+    tenant_id = models.PositiveIntegerField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -49,3 +54,9 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.result}"
+
+    @property
+    def action_display(self) -> str:
+        """`nodes.cluster_create` -> "Cluster create" (the app prefix says nothing to a person)."""
+        name = self.action.split(".", 1)[-1].replace("_", " ")
+        return name[:1].upper() + name[1:]

@@ -3,14 +3,10 @@
 from django.db.models import QuerySet
 
 from .models import AuditEntry
-from .scoping import is_operator
+from .scoping import scope_queryset
 
 
 def audit_entry_list(*, user) -> QuerySet[AuditEntry]:
-    """Operators see every entry; other users see their own actions only."""
-    queryset = AuditEntry.objects.select_related("user")
-    if is_operator(user):
-        return queryset
-    if user is None or not user.is_authenticated:
-        return queryset.none()
-    return queryset.filter(user=user)
+    """Operators and auditors see every entry; a tenant admin their tenant's, a member their own
+    in it (the rule: apps.permissions.scopes)."""
+    return scope_queryset(AuditEntry.objects.select_related("user"), user)

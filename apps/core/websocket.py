@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlparse
 
 from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import URLRouter
 from django.conf import settings
 from django.http.request import validate_host
 
-from . import live
+from . import live, scoping
 
 MAX_GROUPS = 50
 
@@ -39,7 +41,8 @@ class OriginCheckMiddleware:
 
 
 class TokenAuthMiddleware:
-    """`Authorization: Token <key>` on the handshake logs API clients in (DRF authtoken)."""
+    """`Authorization: Token <key>` on the handshake logs API clients in (the portal's API tokens:
+    scope["auth"] is the token, so the policy acts in its tenant and honours read-only)."""
 
     def __init__(self, app):
         self.app = app
@@ -47,18 +50,21 @@ class TokenAuthMiddleware:
     async def __call__(self, scope, receive, send):
         header = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin1")
         if header.lower().startswith("token "):
-            user = await _user_for_token(header[6:].strip())
-            if user is not None:
-                scope = dict(scope, user=user)
+            client = scope.get("client") or (None, None)
+            token = await _token_for(header[6:].strip(), client[0])
+            if token is not None:
+                scope = dict(scope, user=token.user, auth=token)
         return await self.app(scope, receive, send)
 
 
 @database_sync_to_async
-def _user_for_token(key: str):
-    from rest_framework.authtoken.models import Token
+def _token_for(key: str, address: str | None):
+    from apps.permissions.auth import find_token, record_use  # permissions builds on core: lazily
 
-    token = Token.objects.select_related("user").filter(key=key).first()
-    return token.user if token is not None and token.user.is_active else None
+    token = find_token(key)
+    if token is not None:
+        record_use(token, address)
+    return token
 
 
 def websocket_application(urlpatterns):
@@ -83,10 +89,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.format = query_param(self.scope, "format", "html")
         requested = [g for g in query_param(self.scope, "groups").split(",") if g][:MAX_GROUPS]
         self.groups_joined = []
-        for group in dict.fromkeys(requested):
-            if await database_sync_to_async(live.can_subscribe)(user, group):
-                await self.channel_layer.group_add(group, self.channel_name)
-                self.groups_joined.append(group)
+        allowed = await database_sync_to_async(self._allowed)(list(dict.fromkeys(requested)))
+        for group in allowed:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+        # Access changes (membership removed...) make this socket re-check its groups.
+        self.access_group = live.access_group(user.pk)
+        await self.channel_layer.group_add(self.access_group, self.channel_name)
         await self.accept()
         if self.groups_joined:
             self._closing = asyncio.Event()
@@ -94,6 +103,36 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.format == "json":
             denied = [g for g in dict.fromkeys(requested) if g not in self.groups_joined]
             await self.send(json.dumps({"type": "subscribed", "groups": self.groups_joined, "denied": denied}))
+
+    def _allowed(self, groups: list[str]) -> list[str]:
+        """The groups of `groups` this socket's user may join, asked as of now (sync code)."""
+        from django.contrib.auth import get_user_model
+
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated:  # fresh: is_active, staff, groups may have changed
+            user = get_user_model().objects.filter(pk=user.pk).first()
+        auth = self.scope.get("auth")
+        if auth is not None and hasattr(auth, "still_valid") and not auth.still_valid():
+            return []  # the API token it connected with was revoked or has expired
+        # The policy sees this connection's session (active tenant) and token, as for a request.
+        token = scoping.serving(SimpleNamespace(user=user, auth=self.scope.get("auth"),
+                                                session=self.scope.get("session")))
+        try:
+            return [group for group in groups if live.can_subscribe(user, group)]
+        finally:
+            scoping.done_serving(token)
+
+    async def live_reauth(self, event):
+        """Drop the groups the user may no longer join; close when none is left."""
+        still = await database_sync_to_async(self._allowed)(list(self.groups_joined))
+        dropped = [g for g in self.groups_joined if g not in still]
+        for group in dropped:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = still
+        if self.format == "json" and dropped:
+            await self.send(json.dumps({"type": "unsubscribed", "groups": dropped}))
+        if dropped and not still:
+            await self.close(code=4403)
 
     async def __call__(self, scope, receive, send):
         try:
@@ -113,7 +152,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         await self._leave_presence()
-        for group in getattr(self, "groups_joined", []):
+        for group in getattr(self, "groups_joined", []) + [g for g in [getattr(self, "access_group", None)] if g]:
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def _keep_presence(self):
@@ -124,6 +163,16 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 await asyncio.wait_for(self._closing.wait(), live.PRESENCE_REFRESH)
             except asyncio.TimeoutError:
                 pass
+
+    async def dispatch(self, message):
+        """Channels closes stale database connections before every handler: a hop to the one sync
+        thread per message per socket (1,000 viewers of a cluster queued 1,000 hops behind each push).
+        These handlers reach the database only through database_sync_to_async, which does that
+        itself, so they are called directly."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def receive(self, text_data=None, bytes_data=None):
         pass  # read-only stream; actions go through HTTP (CSRF, audit)

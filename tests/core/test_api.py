@@ -69,10 +69,20 @@ def test_schema_needs_login(anon_client):
 
 
 def test_metrics_prometheus_text(anon_client, settings):
+    settings.METRICS_PUBLIC = True
     response = anon_client.get("/metrics")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")
     assert "datacenter_up 1.0" in response.content.decode()
+
+
+def test_metrics_are_closed_unless_opened(anon_client, client, settings):
+    response = anon_client.get("/metrics")
+    assert response.status_code == 401 and "METRICS_PUBLIC=1" in response.content.decode()
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/metrics").status_code == 200  # an operator's session
+    settings.METRICS_PUBLIC = True
+    assert anon_client.get("/metrics").status_code == 200
 
 
 def test_metrics_token(anon_client, settings):
@@ -82,9 +92,10 @@ def test_metrics_token(anon_client, settings):
     assert anon_client.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).status_code == 200
 
 
-def test_metrics_line_sources(anon_client):
+def test_metrics_line_sources(anon_client, settings):
     from apps.core import metrics
 
+    settings.METRICS_PUBLIC = True
     def source():
         return ["# TYPE datacenter_test_gauge gauge", "datacenter_test_gauge 42"]
 

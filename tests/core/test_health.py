@@ -6,8 +6,8 @@ from apps.core import health
 pytestmark = pytest.mark.django_db
 
 
-def test_healthz_ok_with_database_redis_and_a_worker(anon_client, celery_worker):
-    response = anon_client.get("/healthz")
+def test_healthz_ok_with_database_redis_and_a_worker(client, celery_worker):
+    response = client.get("/healthz")  # an operator sees the details
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ok"
@@ -17,9 +17,22 @@ def test_healthz_ok_with_database_redis_and_a_worker(anon_client, celery_worker)
     assert "no-cache" in response["Cache-Control"]
 
 
-def test_healthz_503_names_what_failed(anon_client, settings, unused_port):
+def test_healthz_status_is_public_its_details_are_not(anon_client, user_client, settings, unused_port):
     settings.REDIS_URL = f"redis://127.0.0.1:{unused_port}/0"
-    response = anon_client.get("/healthz")
+    settings.METRICS_TOKEN = "monitor-me"
+    for who in (anon_client, user_client):
+        response = who.get("/healthz")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "fail" and body["checks"]["redis"] == {"ok": False}
+        assert all(set(check) == {"ok"} for check in body["checks"].values())  # no errors, no worker names
+    with_token = anon_client.get("/healthz", headers={"Authorization": "Bearer monitor-me"}).json()
+    assert "Connection" in with_token["checks"]["redis"]["error"]
+
+
+def test_healthz_503_names_what_failed(client, settings, unused_port):
+    settings.REDIS_URL = f"redis://127.0.0.1:{unused_port}/0"
+    response = client.get("/healthz")
     body = response.json()
     assert response.status_code == 503
     assert body["status"] == "fail"

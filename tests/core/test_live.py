@@ -100,15 +100,15 @@ def test_foreign_origin_is_refused(user_client, user):
 
 
 def test_token_authenticates_api_clients_without_origin(user):
-    from rest_framework.authtoken.models import Token
+    from apps.permissions.models import ApiToken
 
-    token = Token.objects.create(user=user)
+    _token, secret = ApiToken.objects.create(user, name="ws client")
 
     async def scenario():
         from datacenter.asgi import application
 
         ws = WebsocketCommunicator(application, f"/ws/live/?format=json&groups=user-{user.pk}",
-                                   headers=[(b"authorization", f"Token {token.key}".encode())])
+                                   headers=[(b"authorization", f"Token {secret}".encode())])
         assert (await ws.connect())[0]
         assert json.loads(await ws.receive_from())["groups"] == [f"user-{user.pk}"]
         await ws.disconnect()

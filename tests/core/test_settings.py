@@ -95,4 +95,5 @@ def test_security_middleware_in_place(settings):
     assert "django.middleware.csrf.CsrfViewMiddleware" in settings.MIDDLEWARE
     assert "django.contrib.auth.middleware.LoginRequiredMiddleware" in settings.MIDDLEWARE
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    # Real Redis across processes, never the in-memory layer; pub/sub: one PUBLISH per group (fan-out).
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"

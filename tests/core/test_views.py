@@ -91,8 +91,9 @@ def test_detail_view_renders_fields_and_is_scoped(client, user_client, operator,
                      detail={"reason": "locked"})
     theirs = audit_log(user=operator, action="nodes.cluster_delete", target="lab", result="success")
     body = client.get(f"/audit/{mine.pk}/").content.decode()
-    assert "<dt>Action</dt><dd>guests.guest_stop</dd>" in body
-    assert "<dt>Result</dt><dd>Failure</dd>" in body
+    assert '<dt>Action</dt><dd>Guest stop <span class="muted mono">guests.guest_stop</span></dd>' in body
+    assert '<dt>Result</dt><dd><span class="badge badge-failure">Failure</span></dd>' in body
+    assert "<dt>Reason</dt>" in body and "locked" in body
     assert user_client.get(f"/audit/{mine.pk}/").status_code == 200
     assert user_client.get(f"/audit/{theirs.pk}/").status_code == 404  # outside the user's scope
     assert f'href="/audit/{mine.pk}/"' in client.get("/audit/").content.decode()

@@ -2,6 +2,8 @@
 
 from rest_framework import viewsets
 
+from .actions import ActionAPIMixin
+
 
 class _ScopedMixin:
     """`selector` is a function `(*, user) -> QuerySet` already scoped to what the user may see,
@@ -16,9 +18,9 @@ class _ScopedMixin:
         return selector(user=self.request.user)
 
 
-class ScopedModelViewSet(_ScopedMixin, viewsets.ModelViewSet):
+class ScopedModelViewSet(_ScopedMixin, ActionAPIMixin, viewsets.ModelViewSet):
     """CRUD viewset over a selector; subclasses set selector, serializer_class, filterset_class."""
 
 
-class ScopedReadOnlyModelViewSet(_ScopedMixin, viewsets.ReadOnlyModelViewSet):
+class ScopedReadOnlyModelViewSet(_ScopedMixin, ActionAPIMixin, viewsets.ReadOnlyModelViewSet):
     """List + retrieve over a selector."""

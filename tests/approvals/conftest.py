@@ -1,0 +1,1 @@
+from tests.fixtures import pve, sim_cluster  # noqa: F401
