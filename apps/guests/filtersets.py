@@ -1,8 +1,9 @@
 """One FilterSet per model, shared by the list page and the API."""
 
 import django_filters
-from django import forms
 from django.db.models import Q
+
+from apps.core.filtersets import IdFilter, YesNoFilter
 
 from .choices import GuestStatus, GuestType
 from .models import Guest, Snapshot
@@ -14,20 +15,16 @@ def _clusters(request):
     return cluster_list(user=getattr(request, "user", None))
 
 
-# "Any" rather than django-filter's "Unknown" for an unset yes/no filter.
-ANY_YES_NO = forms.Select(choices=[("", "Any"), ("true", "Yes"), ("false", "No")])
-
-
 class GuestFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
-    cluster = django_filters.ModelChoiceFilter(queryset=_clusters)
+    cluster = django_filters.ModelChoiceFilter(queryset=_clusters, label="Cluster", empty_label="Any")
     node = django_filters.CharFilter(field_name="node__name", label="Node")
-    type = django_filters.ChoiceFilter(choices=GuestType.choices)
-    status = django_filters.ChoiceFilter(choices=GuestStatus.choices)
-    pool = django_filters.CharFilter()
+    type = django_filters.ChoiceFilter(choices=GuestType.choices, label="Type", empty_label="Any")
+    status = django_filters.ChoiceFilter(choices=GuestStatus.choices, label="Status", empty_label="Any")
+    pool = django_filters.CharFilter(label="Pool")
     tag = django_filters.CharFilter(method="filter_tag", label="Tag")
-    template = django_filters.BooleanFilter(widget=ANY_YES_NO)
-    vmid = django_filters.NumberFilter()
+    template = YesNoFilter(label="Template")
+    vmid = IdFilter(label="VM id")
 
     class Meta:
         model = Guest
@@ -44,7 +41,7 @@ class GuestFilterSet(django_filters.FilterSet):
 
 
 class SnapshotFilterSet(django_filters.FilterSet):
-    guest = django_filters.NumberFilter(field_name="guest_id")
+    guest = IdFilter(field_name="guest_id", label="Guest id")
 
     class Meta:
         model = Snapshot

@@ -1,8 +1,9 @@
 """Writes for guests: the inventory sync handler, per-guest detail refresh, power actions.
 
 Cost on Proxmox: the inventory comes from the sync cycle's one `/cluster/resources` call. Config,
-snapshots, usage history and task history (4 calls) are read for one guest only when its page is
-open, at most once per DETAILS_INTERVAL, and after an action on it.
+snapshots and task history (3 calls) are read for one guest only when its page is open, at most
+once per DETAILS_INTERVAL, and after an action on it; its usage history comes from the cluster's one
+/cluster/metrics/export call a minute (apps.nodes.usage), or from rrddata here before PVE 9.0.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.core.cache import cache
@@ -19,11 +21,15 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from apps.core import live
-from apps.core.scoping import is_operator
+from apps.core.rows import sync_rows
 from apps.operations.clients import client_for
 from apps.operations.models import Operation
 from apps.operations.services import OperationReporter, follow_upid, operation_create
-from apps.proxmox import ProxmoxError, ProxmoxTaskError, ProxmoxUnreachable
+from apps.permissions.policy import check
+from apps.proxmox import ProxmoxError, ProxmoxTaskError, borrowed
+from apps.proxmox import explain as proxmox_explain
+from apps.proxmox import guests as pve_guests
+from apps.proxmox import nodes as pve_nodes
 
 from .choices import GuestStatus, GuestType, PowerAction
 from .models import Guest, Snapshot
@@ -32,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 DETAILS_INTERVAL = 60  # seconds between detail refreshes of a watched guest
 RRD_TTL = 3600
-_INVENTORY = ["type", "name", "node_id", "status", "template", "lock", "tags", "pool", "hastate",
+_INVENTORY = ["type", "name", "node_id", "status", "template", "lock", "tags", "pool", "tenant_id", "hastate",
               "maxcpu", "maxmem", "maxdisk"]
 _RUNNING = (GuestStatus.RUNNING, GuestStatus.PAUSED, GuestStatus.PRELAUNCH)
 
@@ -89,33 +95,20 @@ def guest_sync(cluster, snapshot) -> list[Guest]:
     A cycle where only cpu/mem jitter writes nothing. Returns created + updated + deleted guests."""
     from apps.nodes import presence
     from apps.nodes.models import Node
+    from apps.permissions.models import TenantPool
 
     now = snapshot.fetched_at
     node_ids = dict(Node.objects.filter(cluster=cluster).values_list("name", "id"))
+    # A guest in a tenant's pool belongs to that tenant; any other guest is the operators'.
+    tenant_of_pool = dict(TenantPool.objects.filter(cluster=cluster).values_list("pool", "tenant_id"))
     wanted = {int(i["vmid"]): i for i in snapshot.guests if i.get("vmid") is not None}
     existing = {g.vmid: g for g in Guest.objects.filter(cluster=cluster).defer("config", "task_history")}
-    created, updated, fields = [], [], set()
-    for vmid, item in wanted.items():
-        want = _desired_guest(item, node_ids, now)
-        guest = existing.get(vmid)
-        if guest is None:
-            created.append(Guest(cluster=cluster, vmid=vmid, **want))
-            continue
-        changed = _changed_fields(guest, want)
-        if changed:
-            for f in changed:
-                setattr(guest, f, want[f])
-            guest.updated = now
-            updated.append(guest)
-            fields.update(changed)
-    gone = [g for vmid, g in existing.items() if vmid not in wanted]
-    if created:
-        Guest.objects.bulk_create(created)
-    if updated:
-        Guest.objects.bulk_update(updated, sorted(fields | {"updated"}))
-    if gone:
-        Guest.objects.filter(pk__in=[g.pk for g in gone]).delete()
-    changed_rows = created + updated
+    desired = {vmid: {**_desired_guest(item, node_ids, now), "tenant_id": tenant_of_pool.get(item.get("pool") or "")}
+               for vmid, item in wanted.items()}
+    rows = sync_rows(Guest, existing, desired,
+                     build=lambda vmid, want: Guest(cluster=cluster, vmid=vmid, **want),
+                     changes=_changed_fields, stamp={"updated": now})
+    changed_rows, gone = rows.changed, rows.deleted
     if (changed_rows or gone) and presence.watcher_count(cluster.live_group):
         transaction.on_commit(lambda: push_guests(cluster.pk, changed_rows, gone=gone))
     return changed_rows + gone
@@ -123,34 +116,50 @@ def guest_sync(cluster, snapshot) -> list[Guest]:
 
 def render_guest_fragments(guests: list[Guest], gone: list[Guest] = ()) -> str:
     """oob fragments for the list rows and the detail header: the partials that render the pages."""
+    from apps.nodes.models import Node
+
+    nodes = Node.objects.in_bulk({g.node_id for g in guests if g.node_id})
+    for guest in guests:
+        guest.node = nodes.get(guest.node_id)  # one query for all; the header shows where it runs now
     parts = [render_to_string("guests/partials/guest_status.html", {"guest": g, "oob": True}) for g in guests]
+    # The guest page's power buttons follow the state (pages without them drop it: live-guard).
+    parts += [render_to_string("guests/partials/guest_power.html", {"guest": g, "oob": True}) for g in guests]
+    parts += [render_to_string("guests/partials/guest_node.html", {"guest": g, "oob": True}) for g in guests]
     parts += [render_to_string("guests/partials/guest_status.html", {"guest": g, "oob": True, "gone": True})
               for g in gone]
     return "".join(parts)
 
 
 def push_guests(cluster_id: int, guests: list[Guest], gone: list[Guest] = ()) -> None:
+    """Operators' pages (`cluster-<id>`) get every row; each tenant's pages (`tenant-<id>`) get
+    fragments rendered from its own guests only, never naming another tenant's."""
     live.push(f"cluster-{cluster_id}", html=render_guest_fragments(guests, gone),
               data={"type": "guests", "changed": [g.pk for g in guests], "deleted": [g.vmid for g in gone]})
+    for tenant_id in sorted({g.tenant_id for g in [*guests, *gone] if g.tenant_id is not None}):
+        mine = [g for g in guests if g.tenant_id == tenant_id]
+        mine_gone = [g for g in gone if g.tenant_id == tenant_id]
+        live.push(f"tenant-{tenant_id}", html=render_guest_fragments(mine, mine_gone),
+                  data={"type": "guests", "changed": [g.pk for g in mine], "deleted": [g.vmid for g in mine_gone]})
 
 
 # -- per-guest details ---------------------------------------------------------------------------
 
 
 def rrd_cache_key(guest_id: int) -> str:
-    return f"guests:rrd:{guest_id}"
+    from apps.nodes.usage import series_key
+
+    return series_key("guest", guest_id)
 
 
 def cached_rrd(guest_id: int) -> dict | None:
-    """{"fetched": unix time, "points": [...]} or None before the first refresh."""
+    """{"fetched": unix time, "points": [...]} or None before the first refresh: the last hour from
+    /cluster/metrics/export (apps.nodes.usage, while the page is open) or, without it, rrddata."""
     return cache.get(rrd_cache_key(guest_id))
 
 
 def _snapshot_rows(guest: Guest, items: list[dict]) -> list[Snapshot]:
     rows = []
     for item in items:
-        if item.get("name") in (None, "current"):  # "current" is "You are here!", not a snapshot
-            continue
         snaptime = _int(item.get("snaptime"))
         rows.append(Snapshot(guest=guest, name=item["name"], description=(item.get("description") or "").strip(),
                              parent=item.get("parent") or "", vmstate=bool(_int(item.get("vmstate"))),
@@ -159,28 +168,32 @@ def _snapshot_rows(guest: Guest, items: list[dict]) -> list[Snapshot]:
 
 
 def guest_refresh(*, guest: Guest, client=None) -> None:
-    """Read config, snapshots, usage history (hour) and recent tasks of one guest (4 calls) and save
-    them; then tell the open guest page. A Proxmox error is saved on the row and re-raised."""
-    own = client is None
-    client = client or client_for(guest.cluster_id)
+    """Read config, snapshots and recent tasks of one guest (3 calls; 4 with its usage history
+    from rrddata where the cluster has no /cluster/metrics/export, whose one call per cluster
+    apps.nodes.usage makes otherwise) and save them; then tell the open guest page. A Proxmox
+    error is saved on the row and re-raised."""
+    from apps.nodes.usage import export_serves
+
+    ref = guest.ref
+    points = None
     try:
-        config = client.get(f"{guest.api_path}/config") or {}
-        snapshots = client.get(f"{guest.api_path}/snapshot") or []
-        points = client.get(f"{guest.api_path}/rrddata", timeframe="hour", cf="AVERAGE") or []
-        tasks = client.get(f"nodes/{guest.node.name}/tasks", vmid=guest.vmid, limit=20, source="all") or []
+        with borrowed(client, lambda: client_for(guest.cluster_id)) as client:
+            # the digest is kept beside the config it belongs to: edit forms send it back
+            config, digest = pve_guests.config(client, ref)
+            snapshots = pve_guests.snapshots(client, ref)
+            if not export_serves(guest.cluster_id, guest.node.pve_version if guest.node_id else None):
+                points = pve_guests.rrddata(client, ref)
+            tasks = pve_nodes.tasks(client, ref.node, vmid=guest.vmid, limit=20)
     except ProxmoxError as exc:
         Guest.objects.filter(pk=guest.pk).update(details_error=str(exc))
         raise
-    finally:
-        if own:
-            client.close()
-    digest = config.pop("digest", "") or ""  # kept beside the config it belongs to: edit forms send it back
     with transaction.atomic():
         Guest.objects.filter(pk=guest.pk).update(config=config, config_digest=digest, task_history=tasks[:20],
                                                  details_error="", details_synced_at=timezone.now())
         Snapshot.objects.filter(guest=guest).delete()
         Snapshot.objects.bulk_create(_snapshot_rows(guest, snapshots))
-    cache.set(rrd_cache_key(guest.pk), {"fetched": time.time(), "points": points}, RRD_TTL)
+    if points is not None:
+        cache.set(rrd_cache_key(guest.pk), {"fetched": time.time(), "points": points}, RRD_TTL)
     transaction.on_commit(lambda: live.push(
         f"guest-{guest.pk}", html=render_to_string("guests/partials/guest_details_stale.html", {"guest": guest}),
         data={"type": "guest.details", "id": guest.pk}))
@@ -195,18 +208,18 @@ def guest_refresh_if_stale(*, guest: Guest) -> bool:
     fresh = guest.details_synced_at and (timezone.now() - guest.details_synced_at).total_seconds() < DETAILS_INTERVAL
     if fresh or guest.node_id is None or not presence.mark_queued("guest-details", guest.pk, DETAILS_INTERVAL):
         return False
-    transaction.on_commit(lambda: task.delay(guest.pk))
+    transaction.on_commit(lambda: task.delay(guest.pk), robust=True)  # best effort: Redis may be away
     return True
 
 
 def _status_update(guest: Guest, client) -> None:
     """Re-read the guest's live state after an action and save + push it (not waiting for sync)."""
     try:
-        current = client.get(f"{guest.api_path}/status/current") or {}
+        current = pve_guests.current(client, guest.ref)
     except ProxmoxError as exc:
         logger.info("status of %s after action failed: %s", guest, exc)
         return
-    status = current.get("qmpstatus") or current.get("status") or guest.status
+    status = pve_guests.state(current) or guest.status
     if status not in GuestStatus.values:
         status = GuestStatus.UNKNOWN
     uptime = _int(current.get("uptime"))
@@ -222,42 +235,12 @@ def _status_update(guest: Guest, client) -> None:
 # -- power actions -------------------------------------------------------------------------------
 
 _QEMU_ONLY = {PowerAction.RESET}
-LOCK_MEANING = {
-    "backup": "a backup is running", "clone": "it is being cloned", "create": "it is being created",
-    "migrate": "it is being migrated", "rollback": "a snapshot rollback is running",
-    "snapshot": "a snapshot is being taken", "snapshot-delete": "a snapshot is being deleted",
-    "suspending": "it is being suspended", "suspended": "it is suspended to disk",
-    "disk": "a disk operation is running", "mounted": "its volumes are mounted", "destroyed": "it is being destroyed",
-}
-_EXPLAIN = [
-    (re.compile(r"(?:VM|CT) is locked \((?P<lock>[\w-]+)\)"),
-     lambda m: f"it is locked ({m['lock']}: {LOCK_MEANING.get(m['lock'], 'another task holds it')})"),
-    (re.compile(r"no quorum"), lambda m: "the cluster has no quorum, so Proxmox refuses changes until it is back"),
-    (re.compile(r"already running"), lambda m: "it is already running"),
-    (re.compile(r"not running"), lambda m: "it is not running"),
-    (re.compile(r"it's a template"), lambda m: "it is a template (clone it to get a guest you can start)"),
-    (re.compile(r"is paused - cannot shutdown"), lambda m: "it is paused; resume it first or stop it"),
-    (re.compile(r"can't lock file"), lambda m: "another task is changing its configuration right now"),
-    (re.compile(r"does not exist"), lambda m: "Proxmox no longer has it on that node (moved or deleted)"),
-]
-
-
 def explain_error(action: str, guest: Guest, exc: ProxmoxError) -> str:
-    """`Could not start VM 100 (web1): <reason in plain words>. Proxmox said: <exact message>`."""
-    text = exc.message or str(exc)
-    reason = None
-    if isinstance(exc, ProxmoxUnreachable):
-        node = guest.node.name if guest.node_id else "its node"
-        reason = f"node {node} is offline or unreachable"
-    else:
-        for pattern, say in _EXPLAIN:
-            match = pattern.search(text)
-            if match:
-                reason = say(match)
-                break
+    """`Could not start VM 100 (web1): <reason in plain words>. Proxmox said: <exact message>`
+    (the words come from apps.proxmox.explain, the one table)."""
     verb = PowerAction(action).label.lower() if action in PowerAction.values else action
-    head = f"Could not {verb} {guest.kind} {guest}"
-    return f"{head}: {reason}. Proxmox said: {text}" if reason else f"{head}. Proxmox said: {text}"
+    return proxmox_explain.explain(f"Could not {verb} {guest.kind} {guest}", exc,
+                                   node=guest.node.name if guest.node_id else "")
 
 
 class GuestActionError(ProxmoxError):
@@ -265,8 +248,7 @@ class GuestActionError(ProxmoxError):
 
 
 def _check_action(*, guest: Guest, user, action: str) -> None:
-    if not is_operator(user):
-        raise PermissionDenied("only operators may act on guests until tenancy exists")
+    check(user, "guest.power", guest)  # 404 unseen, 403 (audited) seen but not allowed
     if action not in PowerAction.values:
         raise ValidationError({"action": [f"unknown action '{action}'; one of {', '.join(PowerAction.values)}"]})
     if action in _QEMU_ONLY and guest.type == GuestType.LXC:
@@ -297,6 +279,7 @@ def guest_bulk_power(*, guests: list[Guest], user, action: str, timeout: int | N
     results = []
     for guest in guests:
         try:
+            check(user, "guest.power", guest)  # outside the savepoint: a denial's audit entry stays
             with transaction.atomic():
                 operation = guest_power(guest=guest, user=user, action=action, timeout=timeout)
             results.append({"guest": guest, "operation": operation, "error": ""})
@@ -308,18 +291,32 @@ def guest_bulk_power(*, guests: list[Guest], user, action: str, timeout: int | N
     return results
 
 
-def _start_task(client, guest: Guest, action: str, **params) -> str:
+@contextmanager
+def explained(guest: Guest, action: str):
+    """A Proxmox refusal inside the block becomes GuestActionError in the user's words (once)."""
     try:
-        return client.post(f"{guest.api_path}/status/{action}", **params)
+        yield
+    except GuestActionError:
+        raise
     except ProxmoxError as exc:
         raise GuestActionError(explain_error(action, guest, exc), status=exc.status) from exc
 
 
-def _follow(operation, client, guest: Guest, action: str, upid: str, reporter, **kwargs) -> None:
+def follow(operation, client, guest: Guest, action: str, upid: str | None, reporter, **kwargs) -> None:
+    """Follow the task `upid` of an action on `guest` (None: Proxmox did it synchronously);
+    a failed task raises GuestActionError in the user's words."""
+    if not upid:
+        return
     try:
         follow_upid(operation, client, guest.node.name, upid, reporter=reporter, **kwargs)
     except ProxmoxTaskError as exc:
         raise GuestActionError(explain_error(action, guest, exc), status=exc.status) from exc
+
+
+def _start_task(client, guest: Guest, action: str, **params) -> str:
+    with explained(guest, action):
+        return pve_guests.power(client, guest.ref, action, **params)
+
 
 
 def run_power(operation, reporter: OperationReporter, *, guest_id: int, action: str, timeout: int | None = None):
@@ -331,17 +328,17 @@ def run_power(operation, reporter: OperationReporter, *, guest_id: int, action: 
         if action == PowerAction.SHUTDOWN:
             upid = _start_task(client, guest, "shutdown", timeout=timeout, forceStop=False)
             try:
-                _follow(operation, client, guest, "shutdown", upid, reporter, progress_range=(0, 70))
+                follow(operation, client, guest, "shutdown", upid, reporter, progress_range=(0, 70))
             except GuestActionError as exc:
                 if "not running" in str(exc) or "locked" in str(exc):
                     raise
                 reporter.event(f"Clean shutdown did not finish within {timeout} s ({exc.__cause__}); "
                                "stopping it hard", level="warning", progress=70)
                 upid = _start_task(client, guest, "stop")
-                _follow(operation, client, guest, "stop", upid, reporter, progress_range=(70, 100))
+                follow(operation, client, guest, "stop", upid, reporter, progress_range=(70, 100))
         else:
             upid = _start_task(client, guest, action)
-            _follow(operation, client, guest, action, upid, reporter)
+            follow(operation, client, guest, action, upid, reporter)
         _status_update(guest, client)
         try:  # config, snapshots and task history changed too: the open page shows them at once
             guest_refresh(guest=guest, client=client)

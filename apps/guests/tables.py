@@ -1,25 +1,30 @@
 import django_tables2 as tables
 
+from apps.core.tables import RowsTable
+
+from .html import row_html
 from .models import Guest
 
 
-class GuestTable(tables.Table):
-    select = tables.TemplateColumn(
-        '<input type="checkbox" name="ids" value="{{ record.pk }}" form="guest-bulk-form" aria-label="Select {{ record }}">',
-        orderable=False, verbose_name="", attrs={"th": {"class": "select"}})
-    vmid = tables.Column(verbose_name="VMID", linkify=True)
-    name = tables.Column(linkify=True, default="—")
+class GuestTable(RowsTable):
+    """Header, sorting and pagination; each row is apps.guests.html.row_html (these columns, in this
+    order), whose status and node cells are what live pushes replace."""
+
+    row_fields = ("vmid", "type", "name", "status", "template", "lock", "hastate", "pool", "tags", "maxcpu",
+                  "maxmem", "maxdisk", "cluster__name", "node__name")
+
+    select = tables.Column(empty_values=(), orderable=False, verbose_name="", attrs={"th": {"class": "select"}})
+    vmid = tables.Column(verbose_name="VMID")
+    name = tables.Column()
     type = tables.Column()
-    status = tables.TemplateColumn('{% include "guests/partials/guest_status.html" with guest=record %}',
-                                   order_by=("status",))
-    node = tables.Column(accessor="node__name", verbose_name="Node", default="—", order_by=("node__name",))
+    status = tables.Column(order_by=("status",))
+    node = tables.Column(verbose_name="Node", order_by=("node__name",))
     cluster = tables.Column(accessor="cluster__name", verbose_name="Cluster", order_by=("cluster__name",))
-    pool = tables.Column(default="")
-    tags = tables.TemplateColumn("{% for t in record.tags %}<span class=\"badge tag\">{{ t }}</span> {% endfor %}",
-                                 orderable=False)
+    pool = tables.Column()
+    tags = tables.Column(orderable=False)
     maxcpu = tables.Column(verbose_name="vCPU")
-    maxmem = tables.TemplateColumn("{{ value|filesizeformat }}", verbose_name="Memory")
-    maxdisk = tables.TemplateColumn("{{ value|filesizeformat }}", verbose_name="Disk")
+    maxmem = tables.Column(verbose_name="Memory")
+    maxdisk = tables.Column(verbose_name="Disk")
 
     class Meta:
         model = Guest
@@ -27,3 +32,6 @@ class GuestTable(tables.Table):
                   "maxmem", "maxdisk"]
         order_by = "vmid"
         empty_text = "No guests match."
+
+    def row_html(self, record, parity):
+        return row_html(record, parity)

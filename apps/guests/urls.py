@@ -1,7 +1,7 @@
 # UI routes, mounted at the site root by datacenter/urls.py.
 from django.urls import include, path
 
-from . import views
+from . import quota_views, views
 
 app_name = "guests"
 
@@ -17,4 +17,5 @@ urlpatterns = [
     path("", include("apps.guests.actions.snapshots")),
     path("", include("apps.guests.actions.clone")),
     path("", include("apps.guests.actions.create")),
+    path("guests/create/quota/", quota_views.CreateQuotaBarsView.as_view(), name="guest_create_quota"),
 ]

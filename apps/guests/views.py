@@ -1,24 +1,24 @@
 import json
 
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views import View
 
 from apps.core.models import AuditResult
 from apps.core.services import audit_log
+from apps.core.units import MIB
 from apps.core.views import ObjectDetailView, ObjectListView
-from apps.operations.live import progress_context
 from apps.operations.selectors import operation_list
 
 from . import config as guest_config
 from . import services
+from .actions.base import GuestActionView
+from .actions.common import guest_or_404
 from .choices import GuestType, PowerAction
 from .filtersets import GuestFilterSet
 from .forms import GuestBulkPowerForm, GuestPowerForm
-from .selectors import guest_backups, guest_get, guest_list
+from .selectors import guest_backups, guest_list
 from .tables import GuestTable
 
 
@@ -58,9 +58,10 @@ def chart_specs(rrd: dict | None) -> dict:
            for p in points]
     return {
         "usage": {"labels": ["CPU %", "Memory %"], "x": x, "series": [col("cpu", 100.0), mem]},
-        "network": {"labels": ["in MB/s", "out MB/s"], "x": x, "series": [col("netin", 1e-6, 3), col("netout", 1e-6, 3)]},
-        "disk": {"labels": ["read MB/s", "write MB/s"], "x": x,
-                 "series": [col("diskread", 1e-6, 3), col("diskwrite", 1e-6, 3)]},
+        "network": {"labels": ["in MiB/s", "out MiB/s"], "x": x,
+                    "series": [col("netin", 1 / MIB, 3), col("netout", 1 / MIB, 3)]},
+        "disk": {"labels": ["read MiB/s", "write MiB/s"], "x": x,
+                 "series": [col("diskread", 1 / MIB, 3), col("diskwrite", 1 / MIB, 3)]},
     }
 
 
@@ -91,8 +92,8 @@ class GuestDetailView(ObjectDetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        services.guest_refresh_if_stale(guest=self.object)
         context.update(details_context(self.request, self.object))
+        context["catch_up"] = services.guest_refresh_if_stale(guest=self.object)
         context["power_actions"] = [(a, label) for a, label in PowerAction.choices
                                     if not (a == PowerAction.RESET and self.object.type == GuestType.LXC)]
         return context
@@ -102,40 +103,25 @@ class GuestDetailsView(LoginRequiredMixin, View):
     """GET: the details block alone (reloaded when fresh details were pushed)."""
 
     def get(self, request, pk):
-        guest = guest_get(user=request.user, pk=pk)
-        if guest is None:
-            raise Http404("No such guest.")
-        return _partial(request, "guests/partials/guest_details.html", details_context(request, guest))
+        return _partial(request, "guests/partials/guest_details.html",
+                        details_context(request, guest_or_404(request, pk)))
 
 
-class GuestPowerView(LoginRequiredMixin, View):
+class GuestPowerView(GuestActionView):
     """POST action=<start|shutdown|...>: queue it, answer the operation's progress partial; an
     action that cannot be queued answers the reason in the same place."""
 
-    def post(self, request, pk):
-        guest = guest_get(user=request.user, pk=pk)
-        if guest is None:
-            raise Http404("No such guest.")
-        form = GuestPowerForm(request.POST)
-        error = ""
-        if form.is_valid():
-            action = form.cleaned_data["action"]
-            try:
-                operation = services.guest_power(guest=guest, user=request.user, action=action,
-                                                 timeout=form.cleaned_data["timeout"])
-            except ValidationError as exc:
-                error = "; ".join(f"{k}: {m}" for k, msgs in exc.message_dict.items() for m in msgs)
-            except PermissionDenied as exc:
-                audit_log(user=request.user, action=f"guests.guest_{action}", target=guest,
-                          result=AuditResult.DENIED, request=request)
-                error = str(exc)
-            else:
-                audit_log(user=request.user, action=f"guests.guest_{action}", target=guest,
-                          result=AuditResult.ACCEPTED, request=request, detail={"operation": str(operation.pk)})
-                return _partial(request, "operations/partials/operation_progress.html", progress_context(operation))
-        else:
-            error = "; ".join(f"{k}: {m}" for k, msgs in form.errors.items() for m in msgs)
-        return _partial(request, "guests/partials/guest_action_error.html", {"error": error})
+    form_class = GuestPowerForm
+
+    def get_form_kwargs(self):
+        return {}
+
+    def get_audit_action(self, form):
+        return f"guests.guest_{form.cleaned_data['action']}"
+
+    def perform(self, form):
+        return services.guest_power(guest=self.object, user=self.request.user, action=form.cleaned_data["action"],
+                                    timeout=form.cleaned_data["timeout"])
 
 
 class GuestBulkPowerView(LoginRequiredMixin, View):

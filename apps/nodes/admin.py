@@ -9,7 +9,7 @@ class ClusterAdmin(admin.ModelAdmin):
     list_filter = ["status", "tls_mode"]
     search_fields = ["name", "api_url"]
     # The secret is never shown; edit it through the cluster form (which tests the connection).
-    exclude = ["token_secret"]
+    exclude = ["token_secret", "root_password"]
     readonly_fields = ["status", "last_error", "last_sync_at", "last_attempt_at", "next_sync_at", "failures",
                        "last_sync_duration", "quorate", "pve_version", "pve_cluster_name"]
 

@@ -1,4 +1,12 @@
 from django.apps import AppConfig
+from django.db.models import Q
+
+
+def tenant_clusters(actor):
+    """Ids of the clusters where the actor's tenant has a pool (a subquery)."""
+    from apps.permissions.models import TenantPool
+
+    return TenantPool.objects.filter(tenant_id=actor.tenant_id).values("cluster_id")
 
 
 class NodesConfig(AppConfig):
@@ -18,10 +26,17 @@ class NodesConfig(AppConfig):
         # Open pages count as watchers: the sync runs at the active interval while anyone looks.
         live.register_presence("cluster", presence.watch)
         live.register_presence("node", presence.watch)
+        # A tenant's page watches the clusters where the tenant has a pool (their sync pushes).
+        live.register_presence("tenant", presence.watch_tenants)
+        from apps.permissions import policy
+
+        from .models import Cluster, Node
+
+        # Tenants see the clusters where they have a pool and those clusters' nodes (read-only).
+        policy.register_scope(Cluster, lambda actor: Q(pk__in=tenant_clusters(actor)))
+        policy.register_scope(Node, lambda actor: Q(cluster_id__in=tenant_clusters(actor)))
         core_metrics.register_lines(metrics.prometheus_lines)
         # Operations (below us) get clients for a cluster id through this factory.
         from apps.operations.clients import set_client_factory
-
-        from .models import Cluster
 
         set_client_factory(lambda cluster_id: Cluster.objects.get(pk=cluster_id).client())

@@ -7,8 +7,8 @@ from .models import Cluster, Node
 
 class ClusterFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
-    status = django_filters.ChoiceFilter(choices=ClusterStatus.choices)
-    tls_mode = django_filters.ChoiceFilter(choices=TlsMode.choices, label="TLS")
+    status = django_filters.ChoiceFilter(choices=ClusterStatus.choices, label="Status", empty_label="Any")
+    tls_mode = django_filters.ChoiceFilter(choices=TlsMode.choices, label="TLS", empty_label="Any")
 
     class Meta:
         model = Cluster
@@ -31,8 +31,8 @@ class NodeFilterSet(django_filters.FilterSet):
     """One FilterSet for the node list page and /api/v1/nodes/."""
 
     q = django_filters.CharFilter(method="search", label="Search")
-    cluster = django_filters.ModelChoiceFilter(queryset=_clusters)
-    status = django_filters.ChoiceFilter(choices=NodeStatus.choices)
+    cluster = django_filters.ModelChoiceFilter(queryset=_clusters, label="Cluster", empty_label="Any")
+    status = django_filters.ChoiceFilter(choices=NodeStatus.choices, label="Status", empty_label="Any")
     ha_state = django_filters.CharFilter(label="HA state")
     cpu_min = django_filters.NumberFilter(field_name="cpu", lookup_expr="gte", label="CPU ≥ (0-1)")
 

@@ -21,6 +21,14 @@ class ClusterForm(forms.ModelForm):
                                    required=False, strip=True)
     confirm_fingerprint = forms.BooleanField(
         required=False, label="I compared this fingerprint with the one Proxmox shows and trust it")
+    # Not a model field of the form: never bound to the instance, never rendered back.
+    root_password = forms.CharField(
+        label="root@pam password (optional)", required=False, strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Only for GPUs shared by containers: Proxmox lets root@pam alone, never an API token, pass device "
+                  "nodes into a container (devN). Used for that write only, tested by logging in, stored encrypted, "
+                  "never shown.")
+    forget_root_password = forms.BooleanField(required=False, label="Forget the stored root@pam password")
 
     class Meta:
         model = Cluster
@@ -44,6 +52,8 @@ class ClusterForm(forms.ModelForm):
             self.fields["token_secret"].required = True
         else:
             self.fields["token_secret"].help_text = "Leave empty to keep the stored secret."
+            if self.instance.has_root_credential:
+                self.fields["root_password"].help_text += " One is stored: leave empty to keep it."
 
     def clean_api_url(self):
         return normalize_api_url(self.cleaned_data["api_url"])
@@ -62,4 +72,7 @@ class ClusterForm(forms.ModelForm):
         values = {f: self.cleaned_data.get(f) for f in self.Meta.fields}
         for f in ("name", "api_url", "token_id", "token_secret", "ca_cert", "fingerprint"):
             values[f] = (values.get(f) or "").strip()
+        values["root_password"] = self.cleaned_data.get("root_password") or ""
+        if not self.creating:
+            values["forget_root_password"] = bool(self.cleaned_data.get("forget_root_password"))
         return values

@@ -5,6 +5,7 @@ threshold (see apps.nodes.sync), so a sync cycle where nothing really changed wr
 """
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -23,6 +24,9 @@ class Cluster(TimeStampedModel):
     tls_mode = models.CharField("TLS", max_length=10, choices=TlsMode.choices, default=TlsMode.PIN)
     ca_cert = models.TextField("CA certificate (PEM)", blank=True)
     fingerprint = models.CharField("SHA-256 fingerprint", max_length=95, blank=True)
+    # Optional root@pam password, for the one write Proxmox grants root@pam alone (never a token):
+    # a container's device passthrough (devN). Null = not configured. Never rendered, logged or returned.
+    root_password = EncryptedTextField("root@pam password", null=True, blank=True)
 
     # What Proxmox told us at registration / last sync.
     pve_cluster_name = models.CharField(max_length=100, blank=True)
@@ -66,6 +70,10 @@ class Cluster(TimeStampedModel):
         from .services import cluster_client
 
         return cluster_client(self)
+
+    @property
+    def has_root_credential(self) -> bool:
+        return bool(self.root_password)
 
     @property
     def is_insecure(self) -> bool:
@@ -130,6 +138,9 @@ class Node(TimeStampedModel):
     disk = models.BigIntegerField(default=0)
     maxdisk = models.BigIntegerField(default=0)
     booted_at = models.DateTimeField(null=True, blank=True)  # stable where uptime is not
+    pve_version = models.CharField("Proxmox VE version", max_length=50, blank=True)  # GET /nodes/{node}/version
+    version_checked_at = models.DateTimeField(null=True, blank=True)
+    bridges = ArrayField(models.CharField(max_length=64), default=list, blank=True)  # from GET /nodes/{node}/network
 
     class Meta:
         ordering = ["cluster__name", "name"]

@@ -7,7 +7,9 @@ disconnect, so a crashed web process stops counting after WATCH_TTL seconds.
 
 from __future__ import annotations
 
+import threading
 import time
+from contextlib import contextmanager
 from functools import lru_cache
 
 import redis
@@ -46,6 +48,15 @@ def watch(groups: list[str], channel: str, present: bool = True) -> None:
     pipe.execute()
 
 
+def watch_tenants(groups: list[str], channel: str, present: bool = True) -> None:
+    """`tenant-<id>` pages count as watchers of the clusters where those tenants have a pool."""
+    from apps.permissions.models import TenantPool
+
+    ids = [int(g.split("-", 1)[1]) for g in groups if g.split("-", 1)[1].isdigit()]
+    clusters = TenantPool.objects.filter(tenant_id__in=ids).values_list("cluster_id", flat=True).distinct()
+    watch([f"cluster-{pk}" for pk in clusters], channel, present)
+
+
 def watcher_counts(groups: list[str]) -> dict[str, int]:
     """Live watchers per group (expired members are dropped on the way), one round trip."""
     if not groups:
@@ -77,9 +88,57 @@ def clear_queued(name: str, ident) -> None:
     client().delete(key("queued", name, ident))
 
 
-def lock(name: str, ident, timeout: int):
-    """A non-blocking Redis lock (expires after `timeout` s if its holder dies)."""
-    return client().lock(key("lock", name, ident), timeout=timeout, blocking=False)
+def lock(name: str, ident, timeout: int, wait: float = 0.0):
+    """A Redis lock (expires after `timeout` s if its holder dies); acquiring it waits up to `wait`
+    seconds for another holder (0: does not wait)."""
+    return client().lock(key("lock", name, ident), timeout=timeout, blocking=wait > 0,
+                         blocking_timeout=wait if wait > 0 else None)
+
+
+@contextmanager
+def locked(name: str, ident, timeout: int, wait: float = 0.0, max_hold: float | None = None):
+    """Hold lock `name`/`ident` for the block: yields True, or False (holding nothing) when another
+    holder still has it after `wait` seconds. Released at the end; one that expired while we ran is
+    simply gone.
+
+    With `max_hold`, the lock's TTL is a short `timeout` renewed by a background thread every
+    timeout/3 seconds for at most `max_hold` seconds: a holder that dies (SIGKILL, a lost node)
+    frees the lock within `timeout` seconds, while a long block keeps it."""
+    held = lock(name, ident, timeout, wait)
+    if not held.acquire():
+        yield False
+        return
+    stop = threading.Event()
+    renewer = None
+    if max_hold:
+        renewer = threading.Thread(target=_renew, args=(held, timeout, max_hold, stop), daemon=True,
+                                   name=f"lock-renew-{name}-{ident}")
+        renewer.start()
+    try:
+        yield True
+    finally:
+        stop.set()
+        if renewer is not None:
+            renewer.join(timeout=5)
+        try:
+            held.release()
+        except redis.exceptions.LockError:
+            pass
+
+
+def _renew(held, timeout: int, max_hold: float, stop: threading.Event) -> None:
+    deadline = time.monotonic() + max_hold
+    while not stop.wait(timeout / 3):
+        if time.monotonic() >= deadline:
+            return  # past max_hold the lock expires by itself: a stuck holder cannot keep it forever
+        try:
+            held.reacquire()
+        except (redis.exceptions.LockError, redis.exceptions.RedisError):
+            return  # lost (expired or Redis gone): the holder finds out when it releases
+
+
+def is_locked(name: str, ident) -> bool:
+    return bool(client().exists(key("lock", name, ident)))
 
 
 def record_cycle(cluster_id: int, *, calls: dict[str, int], rows: int, ok: bool) -> None:

@@ -1,8 +1,6 @@
-"""Node usage history (Proxmox rrddata), fetched by a worker for watched node pages only.
-
-A node page subscribes to `node-<id>`; while someone watches it, beat refreshes its history once
-per RRD_INTERVAL (one Proxmox call per watched node per minute) into the cache, and pushes the
-charts. Page views only read the cache.
+"""Node usage history from rrddata (one call per watched node per minute): the fallback for
+clusters without /cluster/metrics/export (before PVE 9.0; apps.nodes.usage decides and queues it),
+and the charts of the node page, whichever source filled the cache. Page views only read the cache.
 """
 
 from __future__ import annotations
@@ -14,9 +12,10 @@ from django.core.cache import cache
 from django.template.loader import render_to_string
 
 from apps.core import live
+from apps.core.units import MIB
+from apps.proxmox import nodes as pve_nodes
 from apps.proxmox.errors import ProxmoxError
 
-from . import presence
 from .models import Node
 
 logger = logging.getLogger(__name__)
@@ -48,9 +47,9 @@ def chart_specs(rrd: dict | None) -> dict:
         "usage": {"labels": ["CPU %", "Memory %"], "x": x,
                   "series": [[round(100.0 * p["cpu"], 2) if p.get("cpu") is not None else None for p in points],
                              [pct(p, "memused", "memtotal") for p in points]]},
-        "network": {"labels": ["in MB/s", "out MB/s"], "x": x,
-                    "series": [[round(p["netin"] / 1e6, 3) if p.get("netin") is not None else None for p in points],
-                               [round(p["netout"] / 1e6, 3) if p.get("netout") is not None else None for p in points]]},
+        "network": {"labels": ["in MiB/s", "out MiB/s"], "x": x,  # binary units, as everywhere
+                    "series": [[round(p["netin"] / MIB, 3) if p.get("netin") is not None else None for p in points],
+                               [round(p["netout"] / MIB, 3) if p.get("netout") is not None else None for p in points]]},
     }
 
 
@@ -62,7 +61,7 @@ def refresh_rrd(node_id: int) -> bool:
         return False
     try:
         with cluster_client(node.cluster) as client:
-            points = client.get(f"nodes/{node.name}/rrddata", timeframe="hour", cf="AVERAGE") or []
+            points = pve_nodes.rrddata(client, node.name)
     except ProxmoxError as exc:
         logger.info("rrddata of %s/%s failed: %s", node.cluster.name, node.name, exc)
         return False
@@ -71,24 +70,3 @@ def refresh_rrd(node_id: int) -> bool:
     html = render_to_string("nodes/partials/node_charts.html", {"node": node, "charts": chart_specs(rrd), "oob": True})
     live.push(f"node-{node_id}", html=html)
     return True
-
-
-def enqueue_due_rrd() -> list[int]:
-    """Queue a refresh for each watched node whose cached history is older than RRD_INTERVAL."""
-    from .tasks import node_rrd_refresh
-
-    node_ids = list(Node.objects.values_list("pk", flat=True))
-    if not node_ids:
-        return []
-    counts = presence.watcher_counts([f"node-{pk}" for pk in node_ids])
-    watched = [pk for pk in node_ids if counts.get(f"node-{pk}")]
-    queued = []
-    now = time.time()
-    for pk in watched:
-        rrd = cached_rrd(pk)
-        if rrd and now - rrd.get("fetched", 0) < RRD_INTERVAL:
-            continue
-        if presence.mark_queued("rrd", pk, RRD_INTERVAL):
-            node_rrd_refresh.delay(pk)
-            queued.append(pk)
-    return queued

@@ -1,10 +1,11 @@
-"""Reads, always scoped to the user: operators see every cluster; others none until tenancy exists."""
+"""Reads, always scoped to the user by apps.permissions.policy: operators and auditors see every
+cluster; a tenant's users the clusters (and their nodes) where the tenant has a pool, read-only."""
 
 from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
 
-from apps.core.scoping import is_operator, scope_queryset
+from apps.core.scoping import scope_queryset
 
 from .choices import NodeStatus
 from .models import Cluster, Node
@@ -28,21 +29,25 @@ def cluster_get(*, user, pk) -> Cluster | None:
 
 
 def cluster_visible(*, user, pk) -> bool:
-    """For websocket subscriptions to `cluster-<pk>`."""
+    """For websocket subscriptions to `cluster-<pk>`: its fragments are rendered for operators and
+    auditors (tenant pages join `tenant-<id>` instead)."""
+    from apps.permissions.policy import as_actor
+
     try:
-        return is_operator(user) and Cluster.objects.filter(pk=int(pk)).exists()
+        return as_actor(user).sees_everything and Cluster.objects.filter(pk=int(pk)).exists()
     except (TypeError, ValueError):
         return False
 
 
 def node_list(*, user) -> QuerySet[Node]:
-    return scope_queryset(Node.objects.select_related("cluster"), user)
+    # The token is read (decrypted) only by what calls Proxmox, never per listed row.
+    return scope_queryset(Node.objects.select_related("cluster").defer("cluster__token_secret"), user)
 
 
 def node_visible(*, user, pk) -> bool:
-    """For websocket subscriptions to `node-<pk>`."""
+    """For websocket subscriptions to `node-<pk>` (the node's charts): whoever sees the node."""
     try:
-        return is_operator(user) and Node.objects.filter(pk=int(pk)).exists()
+        return node_list(user=user).filter(pk=int(pk)).exists()
     except (TypeError, ValueError):
         return False
 

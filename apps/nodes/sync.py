@@ -1,7 +1,8 @@
 """Inventory sync: one cycle per cluster, a constant number of Proxmox calls, handlers per app.
 
 A cycle reads three lists (GET /cluster/resources, /cluster/status, /cluster/ha/status/current),
-whatever the number of nodes or guests, and hands the snapshot to every registered handler.
+whatever the number of nodes or guests, the last two at the idle pace while nothing they report may
+have changed (see fetch_snapshot), and hands the snapshot to every registered handler.
 Each app registers its handler in AppConfig.ready:
 
     from apps.nodes.sync import register_handler
@@ -20,26 +21,33 @@ bars are at most a few percent behind, and a quiet cluster costs no database wri
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
+from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from apps.core import live
-from apps.proxmox.errors import ProxmoxAuthError, ProxmoxError, ProxmoxNotFound, ProxmoxPermissionError
+from apps.core.rows import sync_rows
+from apps.proxmox import cluster as pve_cluster
+from apps.proxmox.errors import ProxmoxAuthError, ProxmoxError, ProxmoxPermissionError
 
 from . import presence
+from .versions import enqueue_versions, versions_due
 from .choices import ClusterStatus, NodeStatus
 from .models import Cluster, Node
 
 logger = logging.getLogger(__name__)
 
-LOCK_TIMEOUT = 300  # a cycle never takes this long; a dead worker's lock expires after it
+LOCK_TIMEOUT = 30  # a dead worker's lock expires after this; a live holder renews it (presence.locked)
+LOCK_MAX_HOLD = 300  # a cycle never takes this long; past it the lock is no longer renewed
 MAX_BACKOFF = 300.0
 USAGE_THRESHOLD = 0.02  # write cpu/mem/disk when they move by 2 % of the maximum
 BOOT_TOLERANCE = 120.0  # seconds; boot time recomputed from uptime jitters by the sample age
@@ -54,6 +62,8 @@ class Snapshot:
     ha_status: list[dict]
     fetched_at: datetime
     ha_available: bool = True
+    watchers: int = 0  # open pages watching the cluster (run_cycle sets it): handlers that read
+    # more from Proxmox (storage content, GPU inventory, backup jobs) do it only when someone looks
 
     def of_type(self, *types: str) -> list[dict]:
         return [item for item in self.resources if item.get("type") in types]
@@ -123,25 +133,122 @@ def _count(changed) -> int:
         return 1
 
 
-READS = (("resources", "cluster/resources"), ("status", "cluster/status"), ("ha_status", "cluster/ha/status/current"))
+# HA service states that stay put until someone asks otherwise; any other (fence, recovery,
+# migrate, starting, error...) means HA is at work and its status must be read every cycle.
+SETTLED_HA_STATES = {"", "started", "stopped", "disabled", "ignored"}
+SLOW_READS = ("GET /cluster/status", "GET /cluster/ha/status/current")
 
 
-def fetch_snapshot(client, calls: dict[str, int] | None = None) -> Snapshot:
-    """The three reads of a cycle, counted into `calls` ("GET /cluster/resources": 1, ...) even when
-    they fail. A cluster without the HA endpoint (501) or the right to read it gives an empty HA list."""
+def _settled_signature(resources: list[dict]) -> str | None:
+    """What /cluster/status and /cluster/ha/status/current report that /cluster/resources shows too
+    (each node's state, each HA guest's state), or None when something there is unsettled: a node
+    not online (powered off, or cut off from the answering node's corosync partition: Proxmox lists
+    it `offline` then, as pvesim does), an HA service not in a resting state."""
+    nodes, guests = [], []
+    for item in resources:
+        if item.get("type") == "node":
+            if item.get("status") != "online":
+                return None
+            nodes.append(f"{item.get('node') or item.get('id')}={item.get('hastate', '')}")  # LRM: maintenance...
+        elif item.get("hastate"):
+            if item["hastate"] not in SETTLED_HA_STATES:
+                return None
+            guests.append(f"{item.get('id')}={item['hastate']}@{item.get('node')}")
+    return "|".join(sorted(nodes)) + "#" + "|".join(sorted(guests))
+
+
+def _ha_services_shown(resources: list[dict], ha_status: list | None) -> bool:
+    """Whether /cluster/resources carries the HA state of every service the kept HA status lists
+    (Proxmox sends `hastate` for each; a schema-minimal answer may leave it out, and then only the
+    HA status itself can tell a failure: it is read every cycle)."""
+    sids = {item.get("sid") for item in ha_status or [] if item.get("type") == "service" and item.get("sid")}
+    if not sids:
+        return True
+    prefix = {"qemu": "vm", "lxc": "ct"}
+    shown = {f"{prefix[item['type']]}:{item.get('vmid')}" for item in resources
+             if item.get("type") in prefix and item.get("hastate")}
+    return sids <= shown
+
+
+def _ha_operation_running(cluster_id: int) -> bool:
+    from apps.operations.models import Operation
+
+    return Operation.objects.filter(cluster_id=cluster_id, kind__startswith="ha.",
+                                    status__in=("pending", "running")).exists()
+
+
+def _slow_reads_kept(cluster: Cluster | None, signature: str | None, resources: list[dict]) -> dict | None:
+    """The last /cluster/status and HA status of `cluster`, when they may be reused: read less than
+    the idle interval ago and after the last `slow_reads_stale` mark, with the same settled
+    signature, every HA service's state shown in /cluster/resources, and no HA operation running."""
+    if cluster is None or signature is None or _ha_operation_running(cluster.pk):
+        return None
+    try:
+        raw, stale = presence.client().mget([presence.key("slow-reads", cluster.pk),
+                                             presence.key("slow-reads-stale", cluster.pk)])
+        kept = json.loads(raw) if raw else None
+        stale_at = float(stale) if stale else 0.0
+    except (RedisError, ValueError):  # Redis down or an unreadable value: read them
+        return None
+    if not kept or kept.get("signature") != signature or float(kept.get("read_at") or 0) <= stale_at:
+        return None
+    return kept if _ha_services_shown(resources, kept.get("ha_status")) else None
+
+
+def _keep_slow_reads(cluster: Cluster, signature: str | None, status, ha_status, read_at: float) -> None:
+    try:
+        if signature is None:
+            presence.client().delete(presence.key("slow-reads", cluster.pk))
+            return
+        presence.client().set(presence.key("slow-reads", cluster.pk), json.dumps(
+            {"signature": signature, "status": status, "ha_status": ha_status, "read_at": read_at}),
+            ex=max(int(cluster.interval_idle), 1))
+    except (RedisError, TypeError, ValueError):  # best effort: the next cycle reads them again
+        logger.debug("could not keep the slow reads of cluster %s", cluster.pk, exc_info=True)
+
+
+def slow_reads_stale(cluster_id: int) -> None:
+    """Make the next cycle of `cluster_id` read /cluster/status and the HA status again, whatever
+    /cluster/resources shows (an operation changed what only they report, e.g. an HA option).
+    Reads that started before this call do not count as fresh, even if kept after it."""
+    try:
+        presence.client().set(presence.key("slow-reads-stale", cluster_id), repr(time.time()),
+                              ex=int(max(settings.SYNC_INTERVAL_IDLE, 1)) * 2)
+    except RedisError:  # without Redis nothing is kept either: the next cycle reads them anyway
+        logger.debug("could not mark the slow reads of cluster %s stale", cluster_id, exc_info=True)
+
+
+def fetch_snapshot(client, calls: dict[str, int] | None = None, cluster: Cluster | None = None, *,
+                   fresh: bool = False) -> Snapshot:
+    """The reads of a cycle, counted into `calls` ("GET /cluster/resources": 1, ...) even when they
+    fail. A cluster without the HA endpoint (501) or the right to read it gives an empty HA list.
+
+    Given the cluster, /cluster/status and /cluster/ha/status/current are read at the idle pace
+    only (their last answers kept in Redis for the idle interval), unless /cluster/resources shows
+    that what they report may have changed: a node or HA guest state differs from the last read, a
+    node is not online (Proxmox lists a node outside the answering node's corosync partition as
+    offline, so a partition shows here too), an HA service is not at rest, or an HA operation is
+    running; `fresh` (an operation's end) reads them in any case. So a watched, quiet cluster costs
+    one call per cycle, and an HA failure is read in the cycle that shows it."""
     calls = {} if calls is None else calls
-    data: dict[str, list] = {}
-    ha_available = True
-    for name, path in READS:
-        calls[f"GET /{path}"] = calls.get(f"GET /{path}", 0) + 1
-        try:
-            data[name] = client.get(path) or []
-        except (ProxmoxNotFound, ProxmoxPermissionError):
-            if name != "ha_status":
-                raise
-            data[name], ha_available = [], False
-    return Snapshot(resources=data["resources"], status=data["status"], ha_status=data["ha_status"],
-                    fetched_at=timezone.now(), ha_available=ha_available)
+    calls["GET /cluster/resources"] = calls.get("GET /cluster/resources", 0) + 1
+    resources = pve_cluster.resources(client)
+    pve_cluster.complete_resources(client, resources, calls)  # no call unless Proxmox left fields out
+    signature = _settled_signature(resources)
+    kept = None if fresh else _slow_reads_kept(cluster, signature, resources)
+    if kept is not None:
+        status, ha_status = kept["status"], kept["ha_status"]
+    else:
+        read_at = time.time()
+        status_label, ha_label = SLOW_READS
+        calls[status_label] = calls.get(status_label, 0) + 1
+        status = pve_cluster.status(client)
+        calls[ha_label] = calls.get(ha_label, 0) + 1
+        ha_status = pve_cluster.ha_status(client)
+        if cluster is not None:
+            _keep_slow_reads(cluster, signature, status, ha_status, read_at)
+    return Snapshot(resources=resources, status=status, ha_status=ha_status or [],
+                    fetched_at=timezone.now(), ha_available=ha_status is not None)
 
 
 def backoff_delay(cluster: Cluster, failures: int) -> float:
@@ -149,21 +256,26 @@ def backoff_delay(cluster: Cluster, failures: int) -> float:
     return min(cluster.interval_active * (2 ** min(failures, 10)), MAX_BACKOFF)
 
 
-def run_cycle(cluster_id: int) -> CycleResult | None:
+def run_cycle(cluster_id: int, *, fresh: bool = False, wait: float = 0.0) -> CycleResult | None:
     """One sync cycle of one cluster, never two at once for the same cluster (Redis lock).
 
     Returns None when the cluster no longer exists, a skipped result when another cycle runs.
     On a Proxmox failure the cluster is marked unreachable/auth_failed with the reason, its data is
     kept, and the next attempt is backed off; handlers are not called.
+
+    `fresh` reads /cluster/status and the HA status whatever /cluster/resources shows (see
+    fetch_snapshot); `wait` is how long to wait for a cycle already running instead of leaving
+    the work to the re-run it schedules (an operation's end wants its own reads: refresh_now).
     """
     from .services import cluster_client
 
-    lock = presence.lock("sync", cluster_id, LOCK_TIMEOUT)
-    if not lock.acquire():
-        # Asked for while a cycle runs: the running cycle schedules another one right after it.
-        presence.mark_queued("rerun", cluster_id, LOCK_TIMEOUT)
-        return CycleResult(cluster_id=cluster_id, ok=False, skipped=True)
-    try:
+    if fresh:  # also makes the re-run fresh when another cycle holds the lock past `wait`
+        slow_reads_stale(cluster_id)
+    with presence.locked("sync", cluster_id, LOCK_TIMEOUT, wait=wait, max_hold=LOCK_MAX_HOLD) as held:
+        if not held:
+            # Asked for while a cycle runs: the running cycle schedules another one right after it.
+            presence.mark_queued("rerun", cluster_id, LOCK_MAX_HOLD)
+            return CycleResult(cluster_id=cluster_id, ok=False, skipped=True)
         cluster = Cluster.objects.filter(pk=cluster_id).first()
         if cluster is None:
             return None
@@ -171,13 +283,14 @@ def run_cycle(cluster_id: int) -> CycleResult | None:
         result = CycleResult(cluster_id=cluster_id, ok=True)
         try:
             with cluster_client(cluster) as client:
-                snapshot = fetch_snapshot(client, result.calls)
+                snapshot = fetch_snapshot(client, result.calls, cluster, fresh=fresh)
         except ProxmoxError as exc:
             result.ok, result.error = False, str(exc)
             status = ClusterStatus.AUTH_FAILED if isinstance(exc, (ProxmoxAuthError, ProxmoxPermissionError)) \
                 else ClusterStatus.UNREACHABLE
         result.watchers = presence.watcher_count(cluster.live_group)
         if result.ok:
+            snapshot = replace(snapshot, watchers=result.watchers)
             for name, fn in list(_handlers.items()):
                 try:
                     with transaction.atomic():
@@ -189,11 +302,75 @@ def run_cycle(cluster_id: int) -> CycleResult | None:
         _finish(cluster, result, None if result.ok else status)
         presence.record_cycle(cluster_id, calls=result.calls, rows=sum(result.changed.values()), ok=result.ok)
         return result
-    finally:
-        try:
-            lock.release()
-        except Exception:  # expired while we ran: nothing to release
-            pass
+
+
+OPERATION_REFRESH_WAIT = 30.0  # seconds an operation's end waits for a cycle already running
+
+
+def refresh_now(cluster_id: int | None, *, fresh: bool = True, wait: float = OPERATION_REFRESH_WAIT
+                ) -> CycleResult | None:
+    """The end of an operation: one cycle of its cluster now, in the caller (not at the next
+    interval), so what the operation changed is saved and pushed to the open pages when it ends.
+    `fresh` (default) reads /cluster/status and the HA status too (HA options, quorum...). A cycle
+    already running is waited for (it may have read before the change). Never raises: a failure is
+    logged and left to the next cycle (the operation itself succeeded)."""
+    if cluster_id is None:
+        return None
+    try:
+        return run_cycle(cluster_id, fresh=fresh, wait=wait)
+    except Exception:
+        logger.warning("refresh of cluster %s after an operation failed", cluster_id, exc_info=True)
+        return None
+
+
+def refresh_handlers_now(cluster_id: int | None, names: tuple[str, ...], *, wait: float = OPERATION_REFRESH_WAIT
+                         ) -> CycleResult | None:
+    """A targeted refresh for an operation's end, cheap at any number of guests: the node list
+    (/cluster/resources?type=node), /cluster/status and the HA status read now and handed to the
+    handlers `names` only (e.g. ("ha",) after an HA operation: the HA page shows it when the
+    operation ends; the guests' rows follow at the next cycle, which reads the cluster and HA
+    status again: slow_reads_stale). Under the cluster's sync lock (waits up to `wait` seconds),
+    so a handler never runs twice at once. Never raises; returns None when not done."""
+    from .services import cluster_client
+
+    if cluster_id is None:
+        return None
+    try:
+        with presence.locked("sync", cluster_id, LOCK_TIMEOUT, wait=wait, max_hold=LOCK_MAX_HOLD) as held:
+            cluster = Cluster.objects.filter(pk=cluster_id).first()
+            if not held or cluster is None:
+                slow_reads_stale(cluster_id)
+                return None
+            result = CycleResult(cluster_id=cluster_id, ok=True)
+            started = time.monotonic()
+            with cluster_client(cluster) as client:
+                result.calls["GET /cluster/resources"] = 1
+                nodes = pve_cluster.resources(client, type="node")
+                pve_cluster.complete_resources(client, nodes, result.calls)
+                result.calls["GET /cluster/status"] = 1
+                status = pve_cluster.status(client)
+                result.calls["GET /cluster/ha/status/current"] = 1
+                ha_status = pve_cluster.ha_status(client)
+            snapshot = Snapshot(resources=nodes, status=status, ha_status=ha_status or [], fetched_at=timezone.now(),
+                                ha_available=ha_status is not None, watchers=presence.watcher_count(cluster.live_group))
+            slow_reads_stale(cluster_id)  # the kept reads are older than these: the next cycle reads again
+            for name in names:
+                fn = _handlers.get(name)
+                if fn is None:
+                    continue
+                try:
+                    with transaction.atomic():
+                        result.changed[name] = _count(_call_handler(fn, cluster, snapshot))
+                except Exception:
+                    logger.exception("sync handler %s failed for cluster %s", name, cluster.name)
+                    result.changed[name] = 0
+            result.duration = time.monotonic() - started
+            presence.record_cycle(cluster_id, calls=result.calls, rows=sum(result.changed.values()), ok=True)
+            return result
+    except Exception:
+        logger.warning("refresh of cluster %s after an operation failed", cluster_id, exc_info=True)
+        slow_reads_stale(cluster_id)
+        return None
 
 
 def _finish(cluster: Cluster, result: CycleResult, failed_status: str | None) -> None:
@@ -297,8 +474,10 @@ def _cluster_aggregates(snapshot: Snapshot, nodes: list[Node]) -> dict:
         storage_total += int(item.get("maxdisk") or 0)
     cluster_entry = next((i for i in snapshot.status if i.get("type") == "cluster"), None)
     return {
-        # A standalone node has no cluster entry: it is its own quorum.
-        "quorate": bool(cluster_entry.get("quorate")) if cluster_entry else bool(online),
+        # A standalone node has no cluster entry: it is its own quorum. `quorate` is optional: without
+        # it, a majority of the nodes online is what quorum means.
+        "quorate": bool(online) if not cluster_entry else bool(cluster_entry["quorate"])
+        if cluster_entry.get("quorate") is not None else len(online) * 2 > len(nodes),
         "pve_cluster_name": (cluster_entry or {}).get("name", ""),
         "cpu_used": round(sum(n.cpu * n.maxcpu for n in online), 2),
         "cpu_total": sum(n.maxcpu for n in online),
@@ -330,28 +509,15 @@ def sync_nodes(cluster: Cluster, snapshot: Snapshot) -> list:
     members = {i["name"]: i for i in snapshot.status if i.get("type") == "node" and i.get("name")}
     lrms = {i.get("node"): i for i in snapshot.ha_status if i.get("type") == "lrm"}
     existing = {n.name: n for n in Node.objects.filter(cluster=cluster)}
-    to_create, to_update, fields = [], [], set()
-    for name in sorted(set(resources) | set(members)):
-        want = _desired_node(name, resources.get(name), members.get(name), lrms.get(name), now)
-        node = existing.get(name)
-        if node is None:
-            values = {k: v for k, v in want.items() if v is not None or k in ("nodeid", "ip", "booted_at")}
-            to_create.append(Node(cluster=cluster, name=name, **values))
-            continue
-        changed = _node_changes(node, want)
-        if changed:
-            for f in changed:
-                setattr(node, f, want[f])
-            node.updated = now
-            to_update.append(node)
-            fields.update(changed)
-    gone = [n for name, n in existing.items() if name not in resources and name not in members]
-    if to_create:
-        Node.objects.bulk_create(to_create)
-    if to_update:
-        Node.objects.bulk_update(to_update, sorted(fields | {"updated"}))
-    if gone:
-        Node.objects.filter(pk__in=[n.pk for n in gone]).delete()
+    wanted = {name: _desired_node(name, resources.get(name), members.get(name), lrms.get(name), now)
+              for name in sorted(set(resources) | set(members))}
+
+    def build(name, want):
+        values = {k: v for k, v in want.items() if v is not None or k in ("nodeid", "ip", "booted_at")}
+        return Node(cluster=cluster, name=name, **values)
+
+    rows = sync_rows(Node, existing, wanted, build=build, changes=_node_changes, stamp={"updated": now})
+    to_create, to_update, gone = rows.created, rows.updated, rows.deleted
 
     current = [n for n in existing.values() if n not in gone] + to_create
     want = _cluster_aggregates(snapshot, current)
@@ -361,6 +527,8 @@ def sync_nodes(cluster: Cluster, snapshot: Snapshot) -> list:
             setattr(cluster, f, want[f])
         Cluster.objects.filter(pk=cluster.pk).update(**{f: want[f] for f in cluster_fields})
 
+    if versions_due(current):  # a node appeared or was read long ago: read off the cycle
+        enqueue_versions(cluster.pk)
     changed: list = to_create + to_update + gone + ([cluster] if cluster_fields else [])
     if changed and presence.watcher_count(cluster.live_group):
         transaction.on_commit(lambda: push_cluster(cluster, nodes=to_create + to_update, structure=bool(to_create or gone)))
@@ -384,6 +552,8 @@ def render_cluster_fragments(cluster: Cluster, nodes: list[Node] | None = None) 
         node.cluster = cluster
         parts.append(render_node_row(node))
         parts.append(render_to_string("nodes/partials/node_status.html", {"node": node, "oob": True}))
+    # The dashboard's figures are per user: tell open dashboards to re-ask for theirs.
+    parts.append(render_to_string("dashboard/partials/dashboard_stale.html"))
     return "\n".join(parts)
 
 

@@ -6,13 +6,15 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views import View
 from django.views.generic import TemplateView
 
-from apps.core.scoping import is_operator
+from apps.core.units import binary_size
 from apps.core.views import ObjectDetailView, ObjectListView
 from apps.operations.choices import ACTIVE_STATUSES
 from apps.operations.selectors import operation_list
+from apps.permissions.policy import actor_for_request, can, check, visible
 
 from . import rrd, services
 from .filtersets import ClusterFilterSet, NodeFilterSet
@@ -22,31 +24,88 @@ from .tables import ClusterTable, NodeTable
 
 
 class OperatorRequiredMixin(LoginRequiredMixin, UserPassesTestMixin):
+    """Cluster management (policy action `cluster.manage`): an unseen cluster is 404, a seen one
+    the user may not manage 403 (audited by the policy)."""
+
     def test_func(self):
-        return is_operator(self.request.user)
+        cluster = None
+        if "pk" in self.kwargs:
+            cluster = cluster_get(user=self.request.user, pk=self.kwargs["pk"])
+            if cluster is None:
+                raise Http404("no such cluster")
+        check(self.request.user, "cluster.manage", cluster, request=self.request)
+        return True
 
 
 class DashboardView(LoginRequiredMixin, TemplateView):
-    """The datacenter at a glance; every cluster card is live (cluster-<id> groups)."""
+    """The datacenter at a glance, all live: cluster cards are pushed to cluster-<id>; the figures
+    and running operations are per user, so a pushed trigger makes the page re-ask (htmx GET)."""
 
     template_name = "dashboard/dashboard.html"
 
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        clusters = dashboard_clusters(user=self.request.user)
+    def get(self, request, *args, **kwargs):
+        if request.htmx:
+            response = render(request, "dashboard/partials/dashboard_live.html",
+                              {**self.live_context(), "operations_oob": True})
+        else:
+            response = super().get(request, *args, **kwargs)
+        patch_vary_headers(response, ("HX-Request",))
+        return response
+
+    def live_context(self, clusters=None) -> dict:
+        clusters = dashboard_clusters(user=self.request.user) if clusters is None else clusters
         nodes = [n for c in clusters for n in c.card_nodes]
-        context.update(
-            title="Dashboard",
-            clusters=clusters,
-            totals={
+        running = operation_list(user=self.request.user).filter(status__in=ACTIVE_STATUSES)
+        return {
+            "totals": {
                 "clusters": len(clusters),
                 "clusters_ok": sum(1 for c in clusters if c.status == "ok" and c.quorate),
                 "nodes": len(nodes),
                 "nodes_online": sum(1 for n in nodes if n.status == "online"),
             },
-            operations=list(operation_list(user=self.request.user).filter(status__in=ACTIVE_STATUSES)
-                            .order_by("-created")[:8]),
+            "operations": list(running.order_by("-created")[:8]),
+            "operations_count": running.count(),
+        }
+
+    def get_template_names(self):
+        return ["dashboard/tenant.html" if self.tenant_actor() else self.template_name]
+
+    def tenant_actor(self):
+        """The actor when it is a tenant's user (their portal), else None."""
+        actor = actor_for_request(self.request)
+        return actor if actor.tenant is not None and not actor.sees_everything else None
+
+    def tenant_context(self, actor) -> dict:
+        """A tenant's portal: their guests, quota usage and running operations; no cluster cards
+        (node details only as far as placement needs, i.e. in the create wizard)."""
+        from django.apps import apps
+
+        from apps.permissions.quotas import quota_usage
+
+        quotas = quota_usage(tenant=actor.tenant)
+        for row in quotas:
+            limit, taken = row["limit"], row["used"] + row["reserved"]
+            size = binary_size if row["resource"] in ("memory", "disk") else str
+            row["percent"] = min(100, round(100 * taken / limit)) if limit else 0
+            row["detail"] = f"{size(taken)} of {size(limit)}" if limit is not None else f"{size(taken)}, unlimited"
+            if row["reserved"]:
+                row["detail"] += f" ({size(row['reserved'])} reserved by operations in flight)"
+        # guests sit above nodes: looked up through the app registry, scoped by the policy.
+        guests = visible(actor, apps.get_model("guests", "Guest").objects.all()).select_related("node", "cluster")
+        return {"tenant": actor.tenant, "quotas": quotas, "guests": guests.order_by("vmid"),
+                "can_create": can(actor, "guest.create")}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        actor = self.tenant_actor()
+        if actor is not None:
+            context.update(self.tenant_context(actor))
+        clusters = dashboard_clusters(user=self.request.user)
+        context.update(
+            title="Dashboard",
+            clusters=clusters,
             live_groups=[c.live_group for c in clusters] + [f"user-{self.request.user.pk}"],
+            **self.live_context(clusters),
         )
         return context
 
@@ -59,7 +118,7 @@ class ClusterListView(ObjectListView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        if is_operator(self.request.user):
+        if can(self.request.user, "cluster.manage"):
             context["add_url_name"] = "nodes:cluster_add"
         return context
 

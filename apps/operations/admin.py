@@ -16,5 +16,6 @@ class OperationAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind"]
     search_fields = ["id", "title", "target_repr", "error"]
     list_select_related = ["created_by"]
-    readonly_fields = [f.name for f in Operation._meta.fields]
+    exclude = ["secret"]  # a task's secret never shows, not even to admins
+    readonly_fields = [f.name for f in Operation._meta.fields if f.name != "secret"]
     inlines = [OperationEventInline]

@@ -65,5 +65,25 @@ def render_body_html(operation) -> str:
 def push_event(operation, event) -> bool:
     """Send to `operation-<id>` through apps.core.live (message `live.message`, so the generic
     /ws/live/ consumer can carry it too). Best effort: the event is already saved."""
+    if changes_running_list(operation, event):
+        push_dashboard_stale(operation)
     return core_live.push(group_name(operation.pk), html=render_event_html(operation, event),
                           data=event_data(operation, event))
+
+
+def changes_running_list(operation, event) -> bool:
+    """Queued (first event), started, or finished: what moves an operation on the dashboard."""
+    return event.seq == 1 or not operation.is_active or event.message == "Started"
+
+
+def push_dashboard_stale(operation) -> None:
+    """Tell open dashboards of the operation's cluster and of its author to re-read their running
+    operations (a trigger: each page fetches its own user's list)."""
+    html = render_to_string("dashboard/partials/dashboard_stale.html")
+    groups = [f"cluster-{operation.cluster_id}"] if operation.cluster_id else []
+    if operation.created_by_id:
+        groups.append(f"user-{operation.created_by_id}")
+    if operation.tenant_id:  # the tenant's dashboards (they listen to tenant-<id>, not cluster-<id>)
+        groups.append(f"tenant-{operation.tenant_id}")
+    for group in groups:
+        core_live.push(group, html=html, data={"type": "operations.changed", "id": str(operation.pk)})

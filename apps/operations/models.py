@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from apps.core.fields import EncryptedTextField
+
 from .choices import ACTIVE_STATUSES, EventLevel, OperationStatus
 
 
@@ -19,6 +21,9 @@ class Operation(models.Model):
     target_id = models.CharField(max_length=200, blank=True)
     target_repr = models.CharField(max_length=200, blank=True)
     cluster_id = models.PositiveIntegerField(null=True, blank=True, db_index=True)
+    # The tenant the operation acts for (its object's, or the creating actor's); None: operators'.
+    tenant = models.ForeignKey("permissions.Tenant", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="operations")
     status = models.CharField(max_length=16, choices=OperationStatus.choices,
                               default=OperationStatus.PENDING, db_index=True)
     progress = models.PositiveSmallIntegerField(default=0)  # 0-100
@@ -40,6 +45,15 @@ class Operation(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)  # the reconciler's liveness signal
+    # Step markers: the step in progress and the steps finished, so a resumed run skips what is done.
+    step = models.CharField(max_length=32, blank=True)
+    steps_done = models.JSONField(default=list, blank=True)
+    # Set by the reconciler when it hands a stale running operation to a new worker; the first
+    # delivery that clears it (conditional UPDATE) owns the run, a duplicate delivery does nothing.
+    resume_token = models.CharField(max_length=64, blank=True)
+    # What a task needs but must not travel in the queue (a CT root password): encrypted here,
+    # erased when the operation ends.
+    secret = EncryptedTextField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -49,7 +63,18 @@ class Operation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.title or f"{self.kind} {self.target_repr or self.target_id}".strip()
+        return self.display_title
+
+    @property
+    def display_title(self) -> str:
+        """What people read ("Migrate VM 101 (web-1) from pve1 to pve3"): the title given at
+        creation, else the kind in words ("Guest migrate") and the target."""
+        return self.title or f"{self.kind_display} {self.target_repr or self.target_id}".strip()
+
+    @property
+    def kind_display(self) -> str:
+        """`guest.migrate` -> "Guest migrate", `storage.download_url` -> "Storage download url"."""
+        return self.kind.replace(".", " ").replace("_", " ").capitalize()
 
     def get_absolute_url(self) -> str:
         return reverse("operations:operation", kwargs={"pk": self.pk})

@@ -1,100 +1,14 @@
-"""Progress from Proxmox task log lines, and an ETA from the rate of progress.
+"""Progress from Proxmox task log lines: the parsers and the ETA live in the gateway
+(apps.proxmox.tasklog, the one place that reads Proxmox's logs); this module keeps the names
+operations has always imported."""
 
-A parser is `fn(line) -> float | None` (percent 0-100). Parsers are chosen by the UPID task
-type; apps may register their own with `register_progress_parser`.
-"""
-
-from __future__ import annotations
-
-import re
-import time
-from typing import Callable
-
-ProgressParser = Callable[[str], "float | None"]
-
-_UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-          "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
-_NUM_UNIT = r"(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?"
-# `INFO:  45% (1.8 GiB of 4.0 GiB) in 10s, read: ...` (vzdump)
-_VZDUMP = re.compile(r"^INFO:\s+(\d{1,3})%\s")
-# `drive-scsi0: transferred 1.2 GiB of 32.0 GiB (3.75%) in 12s` (mirror, qemu-img, clone, move disk)
-_PAREN_PERCENT = re.compile(r"\((\d{1,3}(?:\.\d+)?)\s*(?:/100)?%\)")
-# `migration active, transferred 1.1 GiB of 4.0 GiB VM-state, 112.0 MiB/s`
-_TRANSFERRED_OF = re.compile(rf"transferred\s+{_NUM_UNIT}\s+of\s+{_NUM_UNIT}", re.IGNORECASE)
-# `progress 40% (read 1717986918 bytes, duration 3 sec)` (qmrestore of a vma archive)
-_RESTORE = re.compile(r"^progress\s+(\d{1,3})%\s+\(read")
-# `migration status: active (transferred 123456, remaining 789, total 1000000)` (older qemu-server)
-_TRANSFERRED_TOTAL = re.compile(r"transferred\s+(\d+),\s*remaining\s+\d+,\s*total\s+(\d+)")
-
-
-def _bytes(number: str, unit: str | None) -> float:
-    return float(number) * _UNITS.get((unit or "").lower(), 1)
-
-
-def _clamp(value: float) -> float:
-    return max(0.0, min(100.0, value))
-
-
-def parse_vzdump(line: str) -> float | None:
-    match = _VZDUMP.search(line)
-    return _clamp(float(match.group(1))) if match else None
-
-
-def parse_transfer(line: str) -> float | None:
-    match = _PAREN_PERCENT.search(line)
-    if match and ("transferred" in line.lower() or "/100%" in match.group(0)):
-        return _clamp(float(match.group(1)))
-    match = _TRANSFERRED_OF.search(line)
-    if match:
-        done, total = _bytes(match.group(1), match.group(2)), _bytes(match.group(3), match.group(4))
-        return _clamp(100.0 * done / total) if total else None
-    match = _TRANSFERRED_TOTAL.search(line)
-    if match:
-        done, total = float(match.group(1)), float(match.group(2))
-        return _clamp(100.0 * done / total) if total else None
-    return None
-
-
-def parse_any(line: str) -> float | None:
-    """Every known format; the default for task types without a parser of their own."""
-    return parse_vzdump(line) if line.startswith("INFO:") else parse_transfer(line)
-
-
-def parse_restore(line: str) -> float | None:
-    match = _RESTORE.search(line)
-    return _clamp(float(match.group(1))) if match else parse_any(line)
-
-
-_PARSERS: dict[str, ProgressParser] = {
-    "vzdump": parse_vzdump,
-    "qmigrate": parse_transfer, "vzmigrate": parse_transfer, "hamigrate": parse_transfer,
-    "qmclone": parse_transfer, "vzclone": parse_transfer, "qmmove": parse_transfer,
-    "move_volume": parse_transfer, "qmrestore": parse_restore, "vzrestore": parse_restore,
-}
-
-
-def register_progress_parser(task_type: str, parser: ProgressParser) -> None:
-    _PARSERS[task_type] = parser
-
-
-def parser_for_task_type(task_type: str) -> ProgressParser:
-    return _PARSERS.get(task_type, parse_any)
-
-
-class EtaEstimator:
-    """Seconds left, from the average rate since the first progress seen (None until it moves)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self._clock = clock
-        self._first: tuple[float, float] | None = None
-
-    def update(self, progress: float) -> int | None:
-        now = self._clock()
-        if self._first is None:
-            self._first = (now, progress)
-            return None
-        t0, p0 = self._first
-        if progress <= p0 or now <= t0:
-            return None
-        rate = (progress - p0) / (now - t0)
-        return int(round((100.0 - progress) / rate))
+from apps.proxmox.tasklog import (  # noqa: F401
+    EtaEstimator,
+    ProgressParser,
+    parse_any,
+    parse_restore,
+    parse_transfer,
+    parse_vzdump,
+    parser_for_task_type,
+    register_progress_parser,
+)

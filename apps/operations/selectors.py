@@ -1,7 +1,7 @@
 """Reads, always scoped to what `user` may see.
 
-For now: operators (is_operator) see every operation; other users see the operations they
-started. Tenancy (apps.permissions) will widen the second rule to their tenant.
+apps.permissions.policy decides: operators and auditors see every operation; a tenant's users
+the operations of their tenant (Operation.tenant).
 """
 
 from __future__ import annotations
@@ -9,17 +9,13 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from apps.core.scoping import is_operator
+from apps.core.scoping import scope_queryset
 
 from .models import Operation, OperationEvent
 
 
 def operation_list(*, user, filters: dict | None = None) -> QuerySet[Operation]:
-    queryset = Operation.objects.select_related("created_by")
-    if not getattr(user, "is_authenticated", False):
-        return queryset.none()
-    if not is_operator(user):
-        queryset = queryset.filter(created_by=user)
+    queryset = scope_queryset(Operation.objects.select_related("created_by"), user)
     if filters:
         from .filtersets import OperationFilterSet
 
@@ -36,9 +32,9 @@ def operation_get(*, user, pk) -> Operation | None:
 
 
 def operation_can_cancel(*, user, operation: Operation) -> bool:
-    return getattr(user, "is_authenticated", False) and (
-        is_operator(user) or operation.created_by_id == user.pk
-    )
+    from apps.permissions.policy import can
+
+    return can(user, "operation.cancel", operation)
 
 
 def operation_events(*, operation: Operation, after: int = 0) -> QuerySet[OperationEvent]:

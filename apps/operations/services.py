@@ -2,17 +2,22 @@
 
 Every state change goes through a conditional UPDATE (`status in (pending, running)`), so a
 worker, the reconciler and a cancel racing each other can never move a finished operation.
+
+PostgreSQL is the truth, Redis only carries messages: a pending operation whose queue message
+was lost (Redis restarted) is enqueued again by the reconciler, and a second delivery of the
+same operation does nothing (the pending -> running claim is a conditional UPDATE).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import uuid
 from datetime import timedelta
 from typing import Any, Callable
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -33,7 +38,6 @@ from .choices import ACTIVE_STATUSES, EventLevel, OperationStatus
 from .clients import client_for
 from .models import Operation, OperationEvent
 from .progress import EtaEstimator, ProgressParser, parser_for_task_type
-from .selectors import operation_can_cancel
 from .signals import operation_finished
 
 logger = logging.getLogger(__name__)
@@ -48,6 +52,12 @@ class OperationNotCancellable(Exception):
     """The operation already reached a final state."""
 
 
+class QueueUnavailable(Exception):
+    """The task queue (Redis) does not answer: nothing was saved, the caller may retry later."""
+
+    status_code = 503
+
+
 def _setting(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
 
@@ -57,7 +67,8 @@ def heartbeat_timeout() -> float:
 
 
 def pending_timeout() -> float:
-    return _setting("OPERATIONS_PENDING_TIMEOUT", 300)
+    """Seconds a pending operation waits for a worker before the reconciler enqueues it again."""
+    return _setting("OPERATIONS_PENDING_TIMEOUT", 120)
 
 
 def poll_interval() -> float:
@@ -83,27 +94,75 @@ def _target_fields(target) -> tuple[str, str, str]:
 
 
 def operation_create(*, kind: str, user, task_name: str, kwargs: dict | None = None, target=None,
-                     title: str = "", cluster_id: int | None = None) -> Operation:
+                     title: str = "", cluster_id: int | None = None, secret: str | None = None,
+                     tenant=None) -> Operation:
     """Save a pending Operation and enqueue Celery task `task_name(operation_id, **kwargs)`.
 
     The task is sent only when the surrounding transaction commits (never for a rolled-back
     row), with Celery task id = operation id. `target` is a model instance or (type, id[, repr]).
-    `kwargs` must be JSON-serializable and never hold secrets (they are stored and queued).
+    `kwargs` must be JSON-serializable and never hold secrets (they are stored and queued);
+    `secret` is kept encrypted on the operation (never queued) and erased when it ends.
+    Raises QueueUnavailable (nothing saved) when the queue does not answer, so no request is
+    accepted that only the reconciler could carry out much later. `tenant` (default: the
+    target's, else the acting tenant user's) decides who else sees it.
     """
+    queue_check()
     target_type, target_id, target_repr = _target_fields(target)
+    if tenant is None:
+        tenant = _tenant_for(user, target)
     operation = Operation.objects.create(
         kind=kind, title=title[:200], target_type=target_type, target_id=target_id,
         target_repr=target_repr, cluster_id=cluster_id, task_name=task_name,
         task_kwargs=kwargs or {}, created_by=user if getattr(user, "pk", None) else None,
+        secret=secret or None, tenant_id=getattr(tenant, "pk", tenant),
     )
     OperationReporter(operation).event(f"Queued: {operation}", level=EventLevel.DEBUG)
-    transaction.on_commit(lambda: _enqueue(operation))
+    transaction.on_commit(lambda: _enqueue_quietly(operation))
     return operation
+
+
+def _tenant_for(user, target):
+    """The target's tenant (a guest of acme), else the tenant a tenant user acts in."""
+    tenant_id = getattr(target, "tenant_id", None)
+    if tenant_id is not None:
+        return tenant_id
+    from apps.permissions.policy import as_actor
+
+    actor = as_actor(user)
+    return None if actor.is_operator else actor.tenant_id
+
+
+_queue_client = None
+
+
+def queue_check() -> None:
+    """Raise QueueUnavailable unless the broker answers a PING within a second."""
+    global _queue_client
+    import redis
+
+    try:
+        if _queue_client is None:
+            _queue_client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1,
+                                                 socket_timeout=1)
+        _queue_client.ping()
+    except redis.RedisError as exc:
+        raise QueueUnavailable(f"the task queue (Redis) is unreachable ({exc}); nothing was queued, "
+                               "try again in a moment") from exc
 
 
 def _enqueue(operation: Operation) -> None:
     _celery_app().send_task(operation.task_name, args=[str(operation.pk)],
                             kwargs=operation.task_kwargs, task_id=str(operation.pk))
+
+
+def _enqueue_quietly(operation: Operation) -> None:
+    """On commit: a send that fails is only logged; the row is saved and pending, so the
+    reconciler sends it again (the request was accepted and will be carried out)."""
+    try:
+        _enqueue(operation)
+    except Exception:
+        logger.warning("enqueue of operation %s failed; the reconciler will send it again", operation.pk,
+                       exc_info=True)
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -141,7 +200,8 @@ class OperationReporter:
                 progress=updates.get("progress"),
             )
             snapshot = copy.copy(op)  # state as of this event, whatever the worker does next
-            transaction.on_commit(lambda: live.push_event(snapshot, event))
+            # Best effort: a push that fails (Redis away) never fails the operation; clients replay.
+            transaction.on_commit(lambda: live.push_event(snapshot, event), robust=True)
         return event
 
     def heartbeat(self) -> str:
@@ -154,7 +214,8 @@ def _finish(operation: Operation, status: str, *, message: str, level: str, erro
             result: dict | None = None) -> bool:
     """Move an active operation to a final state and log it; False if it was already final."""
     now = timezone.now()
-    updates: dict[str, Any] = {"status": status, "finished": now, "eta": None, "error": error, "updated": now}
+    updates: dict[str, Any] = {"status": status, "finished": now, "eta": None, "error": error, "updated": now,
+                               "secret": None, "resume_token": ""}  # a finished operation keeps no secret
     if status == OperationStatus.SUCCEEDED:
         updates["progress"] = 100
     if result is not None:
@@ -166,7 +227,9 @@ def _finish(operation: Operation, status: str, *, message: str, level: str, erro
         if not changed:
             return False
         OperationReporter(operation).event(message, level=level)
-    transaction.on_commit(lambda: operation_finished.send(sender=Operation, operation=operation))
+    # Receivers queue follow-up work; their failure (Redis away) must not undo a finished result.
+    transaction.on_commit(lambda: operation_finished.send_robust(sender=Operation, operation=operation),
+                          robust=True)
     return True
 
 
@@ -186,14 +249,27 @@ def operation_fail(*, operation: Operation, error: str) -> bool:
 # -- run ---------------------------------------------------------------------------------------
 
 
+def _gone_message(operation: Operation, exc: ObjectDoesNotExist) -> str:
+    """'the guest web-01 no longer exists ...' for a row deleted between queueing and running."""
+    from django.apps import apps as django_apps
+
+    model = next((m for m in django_apps.get_models() if type(exc) is m.DoesNotExist), None)
+    name = str(model._meta.verbose_name) if model else "object"
+    if model is not None and operation.target_type == model._meta.label_lower and operation.target_repr:
+        return f"the {name} {operation.target_repr} no longer exists (it was deleted after this action was queued)"
+    return f"the {name} this action needs no longer exists (it was deleted after this action was queued)"
+
+
 def run_operation(operation_id, fn: Callable[[Operation, OperationReporter], Any], *,
-                  reattach: bool = False) -> Operation | None:
+                  reattach: bool = False, resume_token: str | None = None) -> Operation | None:
     """Body of every operation Celery task: `fn(operation, reporter)` does the work.
 
     Guarantees: pending -> running -> succeeded | failed | cancelled, never left running by
     an exception; a ProxmoxError fails it with Proxmox's exact message; an operation that was
     cancelled (or already finished) before the worker got it is not run. `fn` may return a
-    dict, stored as `result`.
+    dict, stored as `result`. Exactly one delivery runs it: the pending -> running claim is a
+    conditional UPDATE; a running operation is taken over only with the reconciler's
+    `resume_token` (cleared by the same conditional UPDATE, so a duplicate delivery is a no-op).
     """
     operation = Operation.objects.filter(pk=operation_id).first()
     if operation is None:
@@ -202,19 +278,30 @@ def run_operation(operation_id, fn: Callable[[Operation, OperationReporter], Any
     now = timezone.now()
     claimed = Operation.objects.filter(pk=operation.pk, status=OperationStatus.PENDING).update(
         status=OperationStatus.RUNNING, started=now, heartbeat_at=now, updated=now)
+    resumed = 0
+    if not claimed and resume_token:
+        resumed = Operation.objects.filter(pk=operation.pk, status=OperationStatus.RUNNING,
+                                           resume_token=resume_token).update(resume_token="", heartbeat_at=now)
     operation.refresh_from_db()
-    if not claimed and not (reattach and operation.status == OperationStatus.RUNNING):
+    if not claimed and not resumed and not (reattach and operation.status == OperationStatus.RUNNING):
         logger.info("operation %s is %s; not running it again", operation.pk, operation.status)
         return operation
     reporter = OperationReporter(operation)
     if claimed:
         reporter.event("Started")
+    elif resumed:
+        done = ", ".join(operation.steps_done or []) or "none"
+        reporter.event(f"Resumed by a new worker at step '{operation.step or 'start'}' (steps done: {done})",
+                       level=EventLevel.WARNING)
     try:
         result = fn(operation, reporter)
     except OperationCancelled:
         _finish_cancelled(operation)
     except ProxmoxError as exc:
         _finish(operation, OperationStatus.FAILED, message=str(exc), level=EventLevel.ERROR, error=str(exc))
+    except ObjectDoesNotExist as exc:
+        error = _gone_message(operation, exc)
+        _finish(operation, OperationStatus.FAILED, message=error, level=EventLevel.ERROR, error=error)
     except Exception as exc:  # anything else is our bug: say so, never leave it running
         logger.exception("operation %s crashed", operation.pk)
         error = f"internal error: {exc.__class__.__name__}: {exc}"
@@ -227,6 +314,33 @@ def run_operation(operation_id, fn: Callable[[Operation, OperationReporter], Any
                 level=EventLevel.WARNING if warnings else EventLevel.SUCCESS,
                 result=result if isinstance(result, dict) else None)
     return operation
+
+
+# -- step markers ------------------------------------------------------------------------------
+
+
+def operation_step(operation: Operation, step: str) -> bool:
+    """Record `step` as the one in progress; True when an earlier run already finished it (a
+    resumed run then only checks it). Steps must be idempotent: a run killed mid-step repeats it."""
+    if step in (operation.steps_done or []):
+        return True
+    Operation.objects.filter(pk=operation.pk).update(step=step, heartbeat_at=timezone.now())
+    operation.step = step
+    return False
+
+
+def operation_step_done(operation: Operation, step: str) -> None:
+    done = list(operation.steps_done or [])
+    if step not in done:
+        done.append(step)
+    Operation.objects.filter(pk=operation.pk).update(steps_done=done, heartbeat_at=timezone.now())
+    operation.steps_done = done
+
+
+def steps_left(operation: Operation, steps: list[str]) -> list[str]:
+    """The steps of `steps` not finished yet, in order (for 'steps not applied: ...')."""
+    done = set(operation.steps_done or [])
+    return [step for step in steps if step not in done]
 
 
 def _line_level(text: str) -> str:
@@ -306,8 +420,9 @@ def operation_cancel(*, operation: Operation, user) -> Operation:
     finished, ProxmoxError if Proxmox refuses to stop the task (the operation is then unchanged).
     A pending operation is cancelled before any worker runs it.
     """
-    if not operation_can_cancel(user=user, operation=operation):
-        raise PermissionDenied("you may not cancel this operation")
+    from apps.permissions.policy import check
+
+    check(user, "operation.cancel", operation)  # 404 unseen, 403 (audited) seen but not allowed
     operation.refresh_from_db()
     if not operation.is_active:
         raise OperationNotCancellable(f"operation is already {operation.status}")
@@ -346,14 +461,65 @@ def _finish_from_task(operation: Operation, status: dict) -> bool:
     return operation_fail(operation=operation, error=exitstatus)
 
 
+# Task names whose task takes `resume_token=` and resumes from its step markers (register_resumable).
+_RESUMABLE: set[str] = set()
+# kind -> fn(operation) -> bool: reconciles a failed operation once a node it lost is back.
+_NODE_RETURN: dict[str, Callable[[Operation], bool]] = {}
+
+
+def register_resumable(task_name: str) -> None:
+    """The task `task_name(operation_id, **task_kwargs, resume_token=...)` resumes a running
+    operation from its step markers; the reconciler hands it such operations whose worker died."""
+    _RESUMABLE.add(task_name)
+
+
+def register_node_return(kind: str, fn: Callable[[Operation], bool]) -> None:
+    """For failed operations of `kind` whose result has `await_node` (a node went away under
+    them): the reconciler calls fn(operation) each run until it returns True (reconciled)."""
+    _NODE_RETURN[kind] = fn
+
+
+def _requeue(operation: Operation, reporter: OperationReporter) -> str:
+    reporter.event(f"No worker took this operation within {int(pending_timeout())} s (its queue message may "
+                   "have been lost, e.g. a Redis restart): queued again", level=EventLevel.WARNING)
+    _enqueue(operation)
+    return "requeued"
+
+
+def _resume(operation: Operation, reporter: OperationReporter) -> str:
+    """Hand a running, resumable operation whose worker vanished to a new worker (by token)."""
+    if operation.current_upid:
+        client = client_for(operation.cluster_id)
+        try:  # an unreachable cluster: keep it, try again next run
+            client.task_status(parse_upid(operation.current_upid).node, operation.current_upid)
+        except ProxmoxNotFound:
+            pass
+        except ProxmoxError as exc:
+            logger.warning("reconcile of operation %s: %s", operation.pk, exc)
+            return "unreachable"
+        finally:
+            client.close()
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    if not Operation.objects.filter(pk=operation.pk, status=OperationStatus.RUNNING).update(
+            resume_token=token, heartbeat_at=now):
+        return "finished"
+    reporter.event(f"Worker lost (no heartbeat for {int(heartbeat_timeout())} s) at step "
+                   f"'{operation.step or 'start'}'; a new worker resumes it", level=EventLevel.WARNING)
+    _celery_app().send_task(operation.task_name, args=[str(operation.pk)],
+                            kwargs={**(operation.task_kwargs or {}), "resume_token": token})
+    return "resumed"
+
+
 def _reconcile_one(operation: Operation) -> str:
     reporter = OperationReporter(operation)
+    if operation.status == OperationStatus.PENDING and not operation.current_upid:
+        return _requeue(operation, reporter)
+    if operation.task_name in _RESUMABLE:
+        return _resume(operation, reporter)
     if not operation.current_upid:
-        if operation.status == OperationStatus.PENDING:
-            error = f"no worker picked this operation up within {int(pending_timeout())} s"
-        else:
-            error = (f"the worker stopped (no heartbeat for {int(heartbeat_timeout())} s) before Proxmox "
-                     "returned a task id; nothing to re-attach to")
+        error = (f"the worker stopped (no heartbeat for {int(heartbeat_timeout())} s) before Proxmox "
+                 "returned a task id; nothing to re-attach to")
         operation_fail(operation=operation, error=error)
         try:
             _celery_app().control.revoke(str(operation.pk))
@@ -366,12 +532,15 @@ def _reconcile_one(operation: Operation) -> str:
     try:
         status = client.task_status(node, upid)
         if status.get("status") != "stopped":
-            # Claim it (heartbeat) so the next reconcile does not enqueue a second follower.
+            # Claim it (heartbeat + token) so neither the next reconcile nor a duplicate delivery
+            # starts a second follower.
+            token = uuid.uuid4().hex
             Operation.objects.filter(pk=operation.pk).update(
-                status=OperationStatus.RUNNING, heartbeat_at=timezone.now(),
+                status=OperationStatus.RUNNING, heartbeat_at=timezone.now(), resume_token=token,
                 started=operation.started or timezone.now())
             reporter.event(f"Worker lost; re-attaching to Proxmox task {upid}", level=EventLevel.WARNING)
-            _celery_app().send_task("operations.operation_reattach", args=[str(operation.pk)])
+            _celery_app().send_task("operations.operation_reattach", args=[str(operation.pk)],
+                                    kwargs={"resume_token": token})
             return "reattached"
         for line in read_new_lines(client, node, upid, operation.log_position):
             reporter.event(line["t"], level=_line_level(line["t"]), log_position=line["n"])
@@ -388,20 +557,25 @@ def _reconcile_one(operation: Operation) -> str:
 
 
 def operation_reconcile(*, now=None) -> dict[str, int]:
-    """Find operations whose worker vanished and finish or re-attach them.
+    """Find operations whose worker vanished (or whose queue message was lost) and carry them on.
 
-    Running (or pending with a UPID) and no heartbeat for OPERATIONS_HEARTBEAT_TIMEOUT s: if
-    Proxmox still runs the task, re-attach (operations.operation_reattach); if it stopped, save
-    the missing log lines and finish from its exitstatus. Without a UPID: failed with the reason.
-    Pending with no UPID for OPERATIONS_PENDING_TIMEOUT s: failed. Idempotent; safe to run
-    concurrently (rows are claimed with SKIP LOCKED). Returns counts per outcome.
+    Pending with no worker for OPERATIONS_PENDING_TIMEOUT s: enqueued again (never failed for
+    it; a duplicate delivery is harmless). Running and no heartbeat for
+    OPERATIONS_HEARTBEAT_TIMEOUT s: a resumable task (register_resumable) is handed to a new
+    worker that resumes from its step; otherwise, if Proxmox still runs the task, re-attach
+    (operations.operation_reattach); if it stopped, save the missing log lines and finish from
+    its exitstatus; without a UPID: failed with the reason. Then failed operations waiting for a
+    node to return are reconciled (register_node_return). Idempotent; safe to run concurrently
+    (rows are claimed with SKIP LOCKED). Returns counts per outcome.
     """
     now = now or timezone.now()
     stale_beat = now - timedelta(seconds=heartbeat_timeout())
     stale_pending = now - timedelta(seconds=pending_timeout())
+    # heartbeat_at of a pending operation = when it was (last) queued
     candidates = Operation.objects.filter(
         Q(status=OperationStatus.RUNNING) & (Q(heartbeat_at__lt=stale_beat) | Q(heartbeat_at__isnull=True))
-        | Q(status=OperationStatus.PENDING, created__lt=stale_pending)
+        | Q(status=OperationStatus.PENDING) & (Q(heartbeat_at__lt=stale_pending)
+                                               | Q(heartbeat_at__isnull=True, created__lt=stale_pending))
     ).values_list("pk", flat=True)
     counts: dict[str, int] = {}
     for pk in list(candidates):
@@ -414,6 +588,9 @@ def operation_reconcile(*, now=None) -> dict[str, int]:
             if operation.status == OperationStatus.RUNNING and operation.heartbeat_at and \
                     operation.heartbeat_at >= stale_beat:
                 continue
+            if operation.status == OperationStatus.PENDING and operation.heartbeat_at and \
+                    operation.heartbeat_at >= stale_pending:
+                continue
             Operation.objects.filter(pk=pk).update(heartbeat_at=now)  # claim for this run
         try:
             outcome = _reconcile_one(operation)
@@ -421,10 +598,21 @@ def operation_reconcile(*, now=None) -> dict[str, int]:
             logger.exception("reconcile of operation %s crashed", pk)
             outcome = "error"
         counts[outcome] = counts.get(outcome, 0) + 1
+    for operation in Operation.objects.filter(status=OperationStatus.FAILED, kind__in=list(_NODE_RETURN),
+                                              result__has_key="await_node").order_by("finished")[:50]:
+        try:
+            if _NODE_RETURN[operation.kind](operation):
+                result = {k: v for k, v in (operation.result or {}).items() if k != "await_node"}
+                Operation.objects.filter(pk=operation.pk).update(result=result)
+                counts["node-returned"] = counts.get("node-returned", 0) + 1
+        except ProxmoxError as exc:  # still unreachable: next run
+            logger.info("operation %s still waits for its node: %s", operation.pk, exc)
+        except Exception:
+            logger.exception("node-return reconcile of operation %s crashed", operation.pk)
     return counts
 
 
-def operation_reattach(operation_id) -> Operation | None:
+def operation_reattach(operation_id, resume_token: str | None = None) -> Operation | None:
     """Follow the current UPID of a running operation whose worker vanished, to its end."""
     operation = Operation.objects.filter(pk=operation_id).first()
     if operation is None or not operation.is_active or not operation.current_upid:
@@ -437,7 +625,7 @@ def operation_reattach(operation_id) -> Operation | None:
         finally:
             client.close()
 
-    return run_operation(operation_id, resume, reattach=True)
+    return run_operation(operation_id, resume, reattach=resume_token is None, resume_token=resume_token)
 
 
 # -- the generic demo/test kind -----------------------------------------------------------------

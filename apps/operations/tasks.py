@@ -16,13 +16,18 @@ def task_follow(operation_id: str, upid: str) -> None:
             services.follow_upid(operation, client, None, upid, reporter=reporter)
         finally:
             client.close()
+        # What the task touched is not known here: one fresh sync cycle of its cluster shows it
+        # (guests, nodes, storage, HA) when the operation ends, not at the next interval.
+        from apps.nodes.sync import refresh_now
+
+        refresh_now(operation.cluster_id, fresh=True)
 
     services.run_operation(operation_id, body)
 
 
 @shared_task(name="operations.operation_reattach")
-def operation_reattach(operation_id: str) -> None:
-    services.operation_reattach(operation_id)
+def operation_reattach(operation_id: str, resume_token: str | None = None) -> None:
+    services.operation_reattach(operation_id, resume_token=resume_token)
 
 
 @shared_task(name="operations.operation_reconcile")

@@ -1,25 +1,23 @@
 """One FilterSet per model, shared by the list pages and the API."""
 
 import django_filters
-from django import forms
 from django.db.models import Q
+
+from apps.core.filtersets import IdFilter, YesNoFilter
 
 from .choices import ContentType, StorageStatus
 from .models import Storage, StorageContent
 
 
-# "Any" rather than django-filter's "Unknown" for an unset yes/no filter.
-ANY_YES_NO = forms.Select(choices=[("", "Any"), ("true", "Yes"), ("false", "No")])
-
-
 class StorageFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
-    cluster = django_filters.ModelChoiceFilter(queryset=lambda request: _clusters(request))
+    cluster = django_filters.ModelChoiceFilter(queryset=lambda request: _clusters(request), label="Cluster",
+                                               empty_label="Any")
     node = django_filters.CharFilter(method="filter_node", label="Node")
-    type = django_filters.CharFilter(lookup_expr="iexact")
+    type = django_filters.CharFilter(lookup_expr="iexact", label="Type")
     content = django_filters.ChoiceFilter(choices=ContentType.choices, method="filter_content", label="Content")
-    shared = django_filters.BooleanFilter(widget=ANY_YES_NO)
-    status = django_filters.ChoiceFilter(choices=StorageStatus.choices)
+    shared = YesNoFilter(label="Shared")
+    status = django_filters.ChoiceFilter(choices=StorageStatus.choices, label="Status", empty_label="Any")
 
     class Meta:
         model = Storage
@@ -38,10 +36,10 @@ class StorageFilterSet(django_filters.FilterSet):
 
 class StorageContentFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(field_name="volid", lookup_expr="icontains", label="Search")
-    storage = django_filters.NumberFilter(field_name="storage_id")
-    cluster = django_filters.NumberFilter(field_name="storage__cluster_id")
-    content = django_filters.ChoiceFilter(choices=ContentType.choices)
-    vmid = django_filters.NumberFilter()
+    storage = IdFilter(field_name="storage_id", label="Storage id")
+    cluster = IdFilter(field_name="storage__cluster_id", label="Cluster id")
+    content = django_filters.ChoiceFilter(choices=ContentType.choices, label="Content", empty_label="Any")
+    vmid = IdFilter(label="VM id")
 
     class Meta:
         model = StorageContent

@@ -78,6 +78,8 @@ class StorageContent(models.Model):
         ordering = ["storage", "content", "volid"]
         verbose_name_plural = "storage content"
         constraints = [models.UniqueConstraint(fields=["storage", "volid"], name="storage_content_unique")]
+        # The API list's default order (volid, id): a page of 10,000 volumes read from the index, not sorted.
+        indexes = [models.Index(fields=["volid", "id"], name="storagecontent_volid_id_idx")]
 
     def __str__(self) -> str:
         return self.volid

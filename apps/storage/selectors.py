@@ -15,5 +15,6 @@ def storage_list(*, user) -> QuerySet[Storage]:
 
 
 def storage_content_list(*, user) -> QuerySet[StorageContent]:
-    return scope_queryset(StorageContent.objects.select_related("storage", "storage__cluster",
-                                                                "storage__node"), user)
+    # The cluster's token is decrypted only by what calls Proxmox, never per listed row.
+    return scope_queryset(StorageContent.objects.select_related("storage", "storage__cluster", "storage__node")
+                          .defer("storage__cluster__token_secret"), user)

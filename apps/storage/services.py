@@ -2,8 +2,9 @@
 
 Cost on Proxmox: storage rows come from the sync cycle's one `/cluster/resources` call (no
 extra call). Content lists cost one `GET .../content` per storage that holds listable content,
-made only by `storage_content_refresh` (a low-frequency beat task, a new storage, the Refresh
-button, and after an operation that changed the content), never per sync cycle.
+made only by `storage_content_refresh`: a new storage, every CONTENT_INTERVAL seconds while someone
+looks (a page of the cluster open: the sync handler queues it, never for nobody), the Refresh
+button, and after an operation that changed the content; never in the sync cycle itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import re
 import shutil
 import uuid
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 from pathlib import Path
 
 from django.conf import settings
@@ -24,17 +25,21 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from apps.core import live
+from apps.core.rows import sync_rows
 from apps.operations.clients import client_for
 from apps.operations.services import OperationReporter, follow_upid, operation_create
-from apps.proxmox import ProxmoxError, ProxmoxUnreachable
+from apps.permissions.policy import as_actor, check
+from apps.proxmox import ProxmoxError, borrowed
+from apps.proxmox import storage as pve_storage
+from apps.proxmox import tasklog
 
+from . import transfer_quota
 from .choices import LISTED_CONTENT, UPLOAD_CONTENT, ContentType, StorageStatus
 from .models import Storage, StorageContent
+from .public_url import check_public_url
 
 logger = logging.getLogger(__name__)
 
-# Fields the sync compares; anything else on the row is ours (content sync state).
-_SYNC_FIELDS = ["type", "content", "shared", "status", "disk", "maxdisk", "nodes"]
 # File name endings Proxmox accepts per content type (pve-storage: PVE/Storage.pm upload checks).
 ALLOWED_EXTENSIONS = {
     ContentType.ISO: (".iso", ".img"),
@@ -92,34 +97,35 @@ def storage_sync(cluster, snapshot) -> list[Storage]:
     node_ids = dict(Node.objects.filter(cluster=cluster).values_list("name", "id"))
     existing = {(s.storage, s.node.name if s.node_id else None): s
                 for s in Storage.objects.filter(cluster=cluster).select_related("node")}
-    created, updated = [], []
-    for key, fields in desired.items():
-        row = existing.get(key)
-        if row is None:
-            name, node_name = key
-            if node_name is not None and node_name not in node_ids:
-                continue  # the node row comes first (apps.nodes); next cycle will have it
-            created.append(Storage(cluster=cluster, storage=name, node_id=node_ids.get(node_name), **fields))
-        elif any(getattr(row, f) != v for f, v in fields.items()):
-            for f, v in fields.items():
-                setattr(row, f, v)
-            row.updated = timezone.now()
-            updated.append(row)
-    gone = [row.pk for key, row in existing.items() if key not in desired]
+
+    def build(key, fields):
+        name, node_name = key
+        if node_name is not None and node_name not in node_ids:
+            return None  # the node row comes first (apps.nodes); next cycle will have it
+        return Storage(cluster=cluster, storage=name, node_id=node_ids.get(node_name), **fields)
+
     with transaction.atomic():
-        if created:
-            Storage.objects.bulk_create(created)
-        if updated:
-            Storage.objects.bulk_update(updated, _SYNC_FIELDS + ["updated"])
-        if gone:
-            Storage.objects.filter(pk__in=gone).delete()
-    changed = created + updated
+        rows = sync_rows(Storage, existing, desired, build=build, stamp={"updated": timezone.now()})
+    created, changed = rows.created, rows.changed
     if changed and presence.watcher_count(cluster.live_group):
         transaction.on_commit(lambda: _push_storages(cluster.pk, changed))
     listable = [s.pk for s in created if _listable(s)]
+    if getattr(snapshot, "watchers", 0):  # someone looks: content lists older than the interval too
+        stale = timezone.now() - timedelta(seconds=content_interval())
+        listable += [s.pk for s in existing.values() if s not in rows.deleted and _listable(s)
+                     and (s.content_synced_at is None or s.content_synced_at < stale)
+                     and presence.mark_queued("storage-content", s.pk, CONTENT_QUEUED_TTL)]
     if listable:
         transaction.on_commit(lambda: _enqueue_refresh(listable))
     return changed
+
+
+CONTENT_QUEUED_TTL = 120  # a stale storage's refresh is queued at most once in this many seconds
+
+
+def content_interval() -> float:
+    """Seconds a content list stays fresh while someone looks (STORAGE_CONTENT_REFRESH_INTERVAL)."""
+    return float(getattr(settings, "STORAGE_CONTENT_REFRESH_INTERVAL", 600))
 
 
 def _listable(storage: Storage) -> bool:
@@ -162,13 +168,7 @@ def _content_fields(item: dict) -> dict:
 def _fetch_content(storage: Storage, client) -> list[dict]:
     """Ask the storage's node (shared storage: each reporting node in turn until one answers)."""
     nodes = [storage.node.name] if storage.node_id else list(storage.nodes)
-    last_error: ProxmoxError | None = None
-    for node in nodes:
-        try:
-            return client.get(f"nodes/{node}/storage/{storage.storage}/content") or []
-        except ProxmoxUnreachable as exc:
-            last_error = exc
-    raise last_error or ProxmoxUnreachable(f"no node reports storage '{storage.storage}'")
+    return pve_storage.content_any_node(client, nodes, storage.storage)
 
 
 def storage_content_refresh(*, storage: Storage, client=None) -> dict[str, int]:
@@ -178,40 +178,25 @@ def storage_content_refresh(*, storage: Storage, client=None) -> dict[str, int]:
     Returns counts {created, updated, deleted}."""
     if not _listable(storage):
         return {"created": 0, "updated": 0, "deleted": 0}
-    own_client = client is None
-    client = client or client_for(storage.cluster_id)
     try:
-        items = _fetch_content(storage, client)
+        with borrowed(client, lambda: client_for(storage.cluster_id)) as client:
+            items = _fetch_content(storage, client)
     except ProxmoxError as exc:
         Storage.objects.filter(pk=storage.pk).update(content_error=str(exc))
         raise
-    finally:
-        if own_client:
-            client.close()
     wanted = {i["volid"]: _content_fields(i) for i in items
               if i.get("volid") and i.get("content") in LISTED_CONTENT}
-    existing = {c.volid: c for c in StorageContent.objects.filter(storage=storage)}
-    created, updated = [], []
-    for volid, fields in wanted.items():
-        row = existing.get(volid)
-        if row is None:
-            created.append(StorageContent(storage=storage, volid=volid, **fields))
-        elif any(getattr(row, f) != v for f, v in fields.items()):
-            for f, v in fields.items():
-                setattr(row, f, v)
-            updated.append(row)
-    gone = [row.pk for volid, row in existing.items() if volid not in wanted]
     with transaction.atomic():
-        if created:
-            StorageContent.objects.bulk_create(created)
-        if updated:
-            StorageContent.objects.bulk_update(updated, list(_content_fields({}).keys()))
-        if gone:
-            StorageContent.objects.filter(pk__in=gone).delete()
+        # Two refreshes of one storage (beat, an action's re-read) take turns: the second diffs
+        # against what the first wrote instead of inserting the same volids again.
+        Storage.objects.select_for_update(of=("self",)).filter(pk=storage.pk).first()
+        existing = {c.volid: c for c in StorageContent.objects.filter(storage=storage)}
+        rows = sync_rows(StorageContent, existing, wanted,
+                         build=lambda volid, fields: StorageContent(storage=storage, volid=volid, **fields))
         Storage.objects.filter(pk=storage.pk).update(content_synced_at=timezone.now(), content_error="")
-    if created or updated or gone:
+    if rows:
         transaction.on_commit(lambda: _push_content_changed(storage))
-    return {"created": len(created), "updated": len(updated), "deleted": len(gone)}
+    return {"created": len(rows.created), "updated": len(rows.updated), "deleted": len(rows.deleted)}
 
 
 def _push_content_changed(storage: Storage) -> None:
@@ -221,10 +206,17 @@ def _push_content_changed(storage: Storage) -> None:
 
 
 def storage_content_refresh_all(*, cluster_id: int | None = None) -> int:
-    """Queue one content refresh per storage holding listable content; returns how many."""
+    """Queue one content refresh per storage holding listable content, of the clusters someone looks
+    at (a page of the cluster open; none for nobody), or of `cluster_id`; returns how many."""
+    from apps.nodes import presence
+
     queryset = Storage.objects.all()
     if cluster_id is not None:
         queryset = queryset.filter(cluster_id=cluster_id)
+    else:
+        clusters = set(queryset.values_list("cluster_id", flat=True))
+        counts = presence.watcher_counts([f"cluster-{pk}" for pk in clusters])
+        queryset = queryset.filter(cluster_id__in=[pk for pk in clusters if counts.get(f"cluster-{pk}")])
     ids = [s.pk for s in queryset.only("pk", "content") if _listable(s)]
     _enqueue_refresh(ids)
     return len(ids)
@@ -266,6 +258,7 @@ def storage_upload(*, storage: Storage, user, content: str, uploaded_file, filen
     (`POST /nodes/{node}/storage/{storage}/upload`), follows the Proxmox task and refreshes the
     storage's content. Raises ValidationError (field map) before anything is written.
     The spooled copy is deleted when the operation ends, whatever the outcome."""
+    check(user, "storage.upload", storage)  # 404 unseen, 403 (audited) seen but not allowed
     filename = (filename or getattr(uploaded_file, "name", "") or "").strip()
     errors = _validate_transfer(storage=storage, content=content, filename=filename, checksum=checksum,
                                 checksum_algorithm=checksum_algorithm)
@@ -287,9 +280,11 @@ def storage_upload(*, storage: Storage, user, content: str, uploaded_file, filen
               "checksum": checksum or None, "checksum_algorithm": checksum_algorithm or None}
     try:
         with transaction.atomic():
-            return operation_create(kind="storage.upload", user=user, task_name="storage.storage_upload",
-                                    kwargs=kwargs, target=storage, cluster_id=storage.cluster_id,
-                                    title=f"Upload {filename} to {storage}")
+            operation = operation_create(kind="storage.upload", user=user, task_name="storage.storage_upload",
+                                         kwargs=kwargs, target=storage, cluster_id=storage.cluster_id,
+                                         title=f"Upload {filename} to {storage}")
+            transfer_quota.reserve_upload(operation, uploaded_file.size)  # a tenant's disk quota
+            return operation
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -299,19 +294,29 @@ def storage_download_url(*, storage: Storage, user, content: str, url: str, file
                          checksum: str = "", checksum_algorithm: str = "", verify_certificates: bool = True):
     """Queue an operation that asks Proxmox to download `url` into the storage
     (`POST .../download-url`), follows the task with progress and refreshes the content.
-    Raises ValidationError (field map) when the input is wrong; nothing is queued then."""
+    Raises ValidationError (field map) when the input is wrong, when a tenant user's URL is not a
+    public address (apps.storage.public_url) or their disk quota is full; nothing is queued then."""
+    check(user, "storage.download", storage)
     errors = _validate_transfer(storage=storage, content=content, filename=(filename or "").strip(),
                                 checksum=checksum, checksum_algorithm=checksum_algorithm)
-    if not re.match(r"^(https?|ftp)://[^\s/]+", url or ""):
-        errors["url"] = ["enter an http://, https:// or ftp:// address"]
+    if not re.match(r"^https?://[^\s/]+", url or "", re.IGNORECASE):
+        errors["url"] = ["enter an http:// or https:// address"]
+    elif not as_actor(user).is_operator:  # the node fetches it inside the datacenter's network
+        try:
+            check_public_url(url)
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
     if errors:
         raise ValidationError(errors)
     kwargs = {"storage_id": storage.pk, "content": content, "url": url, "filename": filename.strip(),
               "checksum": checksum or None, "checksum_algorithm": checksum_algorithm or None,
               "verify_certificates": bool(verify_certificates)}
-    return operation_create(kind="storage.download_url", user=user, task_name="storage.storage_download_url",
-                            kwargs=kwargs, target=storage, cluster_id=storage.cluster_id,
-                            title=f"Download {filename} to {storage}")
+    with transaction.atomic():
+        operation = operation_create(kind="storage.download_url", user=user, task_name="storage.storage_download_url",
+                                     kwargs=kwargs, target=storage, cluster_id=storage.cluster_id,
+                                     title=f"Download {filename} to {storage}")
+        transfer_quota.reserve_download(operation)  # a tenant's disk quota must have room left
+        return operation
 
 
 class _ProgressReader(io.FileIO):
@@ -334,13 +339,6 @@ class _ProgressReader(io.FileIO):
         return chunk
 
 
-def _post_params(content, filename, checksum, checksum_algorithm) -> dict:
-    params = {"content": content}
-    if checksum:
-        params.update({"checksum": checksum, "checksum-algorithm": checksum_algorithm})
-    return params
-
-
 def run_upload(operation, reporter: OperationReporter, *, storage_id: int, content: str, path: str,
                filename: str, checksum=None, checksum_algorithm=None) -> dict:
     """Worker side of storage_upload: stream the file (progress 0-80), follow the task (80-100)."""
@@ -359,11 +357,13 @@ def run_upload(operation, reporter: OperationReporter, *, storage_id: int, conte
                 reporter.event(f"Sent {sent * 100 // total}% ({sent} of {total} bytes)", progress=percent)
 
         with _ProgressReader(path, on_progress, step=max(size // 20, 1 << 20)) as fh:
-            upid = client.post(f"nodes/{node}/storage/{storage.storage}/upload",
-                               filename=fh, **_post_params(content, filename, checksum, checksum_algorithm))
+            upid = pve_storage.upload(client, node, storage.storage, fh, content=content, checksum=checksum,
+                                      checksum_algorithm=checksum_algorithm)
         follow_upid(operation, client, node, upid, reporter=reporter, progress_range=(80, 100))
+        volid = pve_storage.volid(storage.storage, content, filename)
+        transfer_quota.record(operation, storage, volid)
         _refresh_after(storage, client, reporter)
-        return {"volid": f"{storage.storage}:{content}/{filename}"}
+        return {"volid": volid}
     finally:
         client.close()
         shutil.rmtree(Path(path).parent, ignore_errors=True)
@@ -376,26 +376,16 @@ def run_download_url(operation, reporter: OperationReporter, *, storage_id: int,
     node = storage.node_name
     client = client_for(storage.cluster_id)
     try:
-        params = _post_params(content, filename, checksum, checksum_algorithm)
-        params["verify-certificates"] = bool(verify_certificates)
-        upid = client.post(f"nodes/{node}/storage/{storage.storage}/download-url", url=url,
-                           filename=filename, **params)
-        follow_upid(operation, client, node, upid, reporter=reporter, progress_parser=_download_progress)
+        upid = pve_storage.download_url(client, node, storage.storage, url=url, filename=filename, content=content,
+                                        checksum=checksum, checksum_algorithm=checksum_algorithm,
+                                        verify_certificates=verify_certificates)
+        follow_upid(operation, client, node, upid, reporter=reporter, progress_parser=tasklog.parse_download)
+        volid = pve_storage.volid(storage.storage, content, filename)
+        transfer_quota.record(operation, storage, volid)
         _refresh_after(storage, client, reporter)
-        return {"volid": f"{storage.storage}:{content}/{filename}"}
+        return {"volid": volid}
     finally:
         client.close()
-
-
-_PERCENT_RE = re.compile(r"(\d{1,3}(?:\.\d+)?)%")
-
-
-def _download_progress(line: str) -> float | None:
-    """wget-style lines (`... 42% ...`) carry the percent; other lines do not move it."""
-    match = _PERCENT_RE.search(line)
-    if match:
-        return min(100.0, float(match.group(1)))
-    return None
 
 
 def _refresh_after(storage: Storage, client, reporter: OperationReporter) -> None:

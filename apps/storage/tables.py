@@ -25,7 +25,7 @@ class StorageTable(tables.Table):
 class StorageContentTable(tables.Table):
     volid = tables.Column(verbose_name="Volume")
     content = tables.Column()
-    size = tables.TemplateColumn("{{ value|filesizeformat }}")
+    size = tables.TemplateColumn("{{ value|bytes_h }}")
     format = tables.Column()
     vmid = tables.Column(verbose_name="VMID", default="")
     ctime = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Created")

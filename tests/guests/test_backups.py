@@ -96,7 +96,8 @@ def test_restore_to_a_new_guest_reserves_a_vmid_and_lists_the_new_guest(sim_clus
     new = Guest.objects.get(cluster=sim_cluster, vmid=vmid)
     assert done.result == {"vmid": vmid, "guest_id": new.pk} and new.node.name == "pve2"
     assert pve.get(f"nodes/pve2/qemu/{vmid}/config")["name"] == "web-02"
-    assert not VmidReservation.objects.exists()
+    # Released by the operation_finished receiver, which runs just after the final status commits.
+    wait_for(lambda: not VmidReservation.objects.exists(), timeout=10)
 
 
 def test_concurrent_restores_never_share_a_vmid(sim_cluster, operator):
@@ -266,16 +267,65 @@ def test_container_backup_to_node_local_storage_and_restore_as_new(sim_cluster, 
     assert new.type == "lxc" and new.node.name == "pve3"
 
 
-def test_sync_loop_refreshes_the_job_mirror_now_and_then(sim_cluster, celery_worker, pve):
+def test_sync_loop_refreshes_the_job_mirror_only_while_watched(sim_cluster, celery_worker, pve, monkeypatch):
     from django.core.cache import cache
+
+    from apps.guests.actions.backup_jobs import worker
+    from apps.nodes import presence
 
     from tests.fixtures import sync
 
     pve.post("cluster/backup", id="weekly-all", schedule="sun 01:00", storage="nfs-store", all=1)
     cache.delete(f"guests:backup-jobs:{sim_cluster.pk}")
-    sync(sim_cluster)  # the guests.backup_jobs handler queues a re-read (no Proxmox call in the cycle)
-    job = wait_for(lambda: BackupJob.objects.filter(cluster=sim_cluster, job_id="weekly-all").first())
+    queued = []
+    monkeypatch.setattr(worker.backup_job_refresh_task, "delay", lambda pk: queued.append(pk))
+    sync(sim_cluster)  # nobody looks: /cluster/backup is not read for nobody
+    assert queued == []
+    monkeypatch.undo()
+    presence.watch([f"cluster-{sim_cluster.pk}"], "tests.backup-jobs")
+    try:
+        sync(sim_cluster)  # a page of the cluster is open: the handler queues a re-read (no call in the cycle)
+        job = wait_for(lambda: BackupJob.objects.filter(cluster=sim_cluster, job_id="weekly-all").first())
+    finally:
+        presence.watch([f"cluster-{sim_cluster.pk}"], "tests.backup-jobs", present=False)
     assert job.schedule == "sun 01:00" and job.next_run is not None
+
+
+def test_the_job_page_gets_the_refreshed_list(sim_cluster, client, pve, monkeypatch):
+    """Opening the page queues a re-read; the page listens to its clusters and asks for its table
+    again once its socket is open (catch_up); a re-read that changed the mirror pushes a trigger
+    that fetches the table (htmx: the table alone)."""
+    from django.core.cache import cache
+
+    from apps.core import live
+    from apps.guests.actions.backup_jobs import worker
+    from apps.nodes import presence
+
+    cache.delete(f"guests:backup-jobs:{sim_cluster.pk}")
+    queued, pushed = [], []
+    monkeypatch.setattr(worker.backup_job_refresh_task, "delay", lambda pk: queued.append(pk))
+    page = client.get("/backup-jobs/").content.decode()
+    assert queued == [sim_cluster.pk]
+    assert f"cluster-{sim_cluster.pk}" in page and 'id="backupjob-table-trigger"' in page
+    assert 'hx-trigger="htmx:wsOpen from:body once"' in page  # catch_up: the push may come first
+    page = client.get("/backup-jobs/").content.decode()  # queued already: nothing more, no catch-up
+    assert queued == [sim_cluster.pk] and "htmx:wsOpen" not in page
+
+    pve.post("cluster/backup", id="nightly", schedule="21:00", storage="nfs-store", all=1)
+    monkeypatch.setattr(live, "push", lambda group, html=None, data=None: pushed.append((group, html, data)))
+    presence.watch([f"cluster-{sim_cluster.pk}"], "tests.backup-jobs")
+    try:
+        backup_job_refresh(cluster=sim_cluster)  # the queued re-read, run here
+        assert [(g, d) for g, h, d in pushed] == [(f"cluster-{sim_cluster.pk}",
+                                                   {"type": "backup_jobs", "cluster": sim_cluster.pk})]
+        assert 'id="backupjob-table-trigger"' in pushed[0][1] and 'hx-get="/backup-jobs/"' in pushed[0][1]
+        backup_job_refresh(cluster=sim_cluster)  # nothing changed: no push
+        assert len(pushed) == 1
+    finally:
+        presence.watch([f"cluster-{sim_cluster.pk}"], "tests.backup-jobs", present=False)
+    table = client.get("/backup-jobs/", HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="backupjob-table"' in table and "nightly" in table
+    assert "<html" not in table and "<header" not in table
 
 
 def test_plain_users_see_no_jobs_and_cannot_touch_backups(sim_cluster, api, api_for, user, pve):

@@ -117,6 +117,21 @@ def test_linked_clone_keeps_the_template_base(inventory, celery_worker, api, pve
     assert "base-9000-disk-0/" in config["scsi0"] and config["ipconfig0"] == "ip=dhcp"
 
 
+def test_template_clone_placement_reads_the_template_config_instead_of_guessing(inventory, operator):
+    template = Guest.objects.get(cluster=inventory, vmid=9000)
+    assert template.config == {}  # the sync never reads configs: the template's disks are not known yet
+    body = vm_body(source="template", template=9000, clone="linked", name="lc-02", storage="", disk_size=8,
+                   vlan=None, node="pve2")
+    plan, errors = create.plan_vm(user=operator, data=body)
+    assert not errors and plan["node"] == "pve2"  # its disks are on the shared Ceph pool
+    assert Guest.objects.get(pk=template.pk).config["scsi0"].startswith("ceph-rbd:base-9000-disk-0")
+    # Known to be local: refused, naming the storage and the node.
+    Guest.objects.filter(pk=template.pk).update(config={"scsi0": "local-zfs:base-9000-disk-0,size=8G"})
+    plan, errors = create.plan_vm(user=operator, data=body)
+    assert plan is None and errors["node"] == [
+        "the template's disks are on local-zfs, local to node pve1 (or not in the inventory yet)"]
+
+
 def test_container_from_template(inventory, celery_worker, api, pve):
     op = api.post(CT_URL, ct_body(ssh_keys=ED25519, nesting=True, ip_mode="static", ip="10.30.0.9/24",
                                   gateway="10.30.0.1", start=True), expect=202)
@@ -235,8 +250,11 @@ def test_a_retried_run_does_not_create_twice(inventory, api, pve, operator, no_w
 
     from django.utils import timezone
     Operation.objects.filter(pk=operation.pk).update(
-        status="running", upids=[upid], current_upid=upid, heartbeat_at=timezone.now() - timedelta(hours=1))
-    create.guest_create(str(operation.pk), plan=plan, vmid=vmid)  # the redelivered task, run in-process
+        status="running", upids=[upid], current_upid=upid, step="create", resume_token="t1",
+        heartbeat_at=timezone.now() - timedelta(hours=1))
+    create.guest_create(str(operation.pk), plan=plan, vmid=vmid)  # a duplicate delivery: no token, no run
+    assert Operation.objects.get(pk=operation.pk).status == "running"
+    create.guest_create(str(operation.pk), plan=plan, vmid=vmid, resume_token="t1")  # the reconciler's hand-over
     done = Operation.objects.get(pk=operation.pk)
     assert done.status == "succeeded", done.error
     assert any("not creating it again" in e.message for e in done.events.all())
@@ -333,3 +351,15 @@ def test_cancelled_clone_leaves_nothing_behind(inventory, celery_worker, api, pv
     messages = [e.message for e in done.events.order_by("seq")]
     assert any("Nothing of" in m or "Removed" in m for m in messages), "\n".join(messages)
     assert set(pve_guests(pve)) == before
+
+
+def test_a_vmid_taken_outside_the_portal_fails_and_that_guest_is_left_alone(inventory, pve, operator, no_worker):
+    operation = create.guest_create_vm(user=operator, data=vm_body(name="mine-01"))
+    vmid, plan = operation.task_kwargs["vmid"], operation.task_kwargs["plan"]
+    upid = pve.post("nodes/pve3/qemu", vmid=vmid, name="someone-else", memory=512)
+    wait_for(lambda: pve.get(f"nodes/pve3/tasks/{upid}/status")["status"] == "stopped")
+    create.guest_create(str(operation.pk), plan=plan, vmid=vmid)
+    done = Operation.objects.get(pk=operation.pk)
+    assert done.status == "failed" and "was taken on Proxmox outside the portal by 'someone-else'" in done.error
+    assert pve_guests(pve)[vmid]["name"] == "someone-else"  # never removed by our clean-up
+    assert not VmidReservation.objects.filter(operation_id=operation.pk).exists()

@@ -12,10 +12,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_an_unreachable_cluster_never_stops_another_from_syncing(celery_worker, sim, operator):
-    good = cluster_create(user=operator, name="good", **cluster_values(sim))
     dead = cluster_create(user=operator, name="dead", **cluster_values(sim))
-    # The dead cluster stops answering after registration (its server went away).
-    Cluster.objects.filter(pk=dead.pk).update(api_url=f"https://127.0.0.1:{unused_port()}")
+    # The dead cluster stops answering after registration (its server went away; it was another cluster).
+    Cluster.objects.filter(pk=dead.pk).update(api_url=f"https://127.0.0.1:{unused_port()}", pve_cluster_name="gone")
+    good = cluster_create(user=operator, name="good", **cluster_values(sim))
 
     cluster_sync_due.delay()
     wait_for(lambda: Cluster.objects.get(pk=good.pk).status == "ok", message="good cluster synced")

@@ -165,3 +165,40 @@ def test_edit_form_keeps_secret_and_name_when_left_empty(client, cluster, sim):
     assert cluster.sync_interval_active == 3
     page = client.get(f"/clusters/{cluster.pk}/edit/").content.decode()
     assert sim.token_secret not in page
+
+
+def test_the_same_url_twice_is_refused_naming_the_registration(api, sim):
+    post_cluster(api, sim, 201, name="prod")
+    port = sim.url.rsplit(":", 1)[1]
+    # Written differently (no scheme, trailing path): still the same Proxmox API.
+    body = post_cluster(api, sim, 400, name="again", api_url=f"127.0.0.1:{port}/api2/json/")
+    assert body["errors"]["api_url"] == [f"This Proxmox API is already registered as cluster 'prod' ({sim.url})."]
+    assert Cluster.objects.count() == 1
+    assert AuditEntry.objects.filter(action="nodes.cluster_create", result="failure").exists()
+
+
+def test_the_same_proxmox_cluster_by_another_url_is_refused(api, sim):
+    post_cluster(api, sim, 201, name="prod")
+    other_url = sim.url.replace("127.0.0.1", "localhost")  # same server, another name for it
+    body = post_cluster(api, sim, 400, name="again", api_url=other_url)
+    message = body["errors"]["api_url"][0]
+    assert "belongs to the Proxmox cluster 'demo', already registered as cluster 'prod'" in message
+    assert Cluster.objects.count() == 1
+
+
+def test_editing_a_cluster_to_another_ones_url_is_refused(api, sim):
+    post_cluster(api, sim, 201, name="prod")
+    other = Cluster.objects.create(name="old", api_url="https://192.0.2.1:8006", token_id="a@pve!b",
+                                   token_secret="x", tls_mode="insecure", pve_cluster_name="elsewhere")
+    body = api.patch(f"/api/v1/clusters/{other.pk}/", {"api_url": sim.url},
+                     expect=400)
+    assert "already registered as cluster 'prod'" in body["errors"]["api_url"][0]
+
+
+def test_form_refuses_a_second_registration_on_the_url_field(client, sim):
+    data = {**cluster_values(sim), "confirm_fingerprint": "on"}
+    assert client.post("/clusters/add/", {**data, "name": "lab"}).status_code == 302
+    response = client.post("/clusters/add/", {**data, "name": "lab2", "api_url": sim.url + "/"})
+    assert response.status_code == 400
+    assert "already registered as cluster &#x27;lab&#x27;" in response.content.decode()
+    assert Cluster.objects.count() == 1

@@ -8,9 +8,9 @@ import time
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
-from rest_framework.authtoken.models import Token
 
 from apps.operations.clients import set_client_factory
+from apps.permissions.models import ApiToken
 from tests.fixtures import pve, pve_client  # noqa: F401  (shared fixtures)
 
 
@@ -30,7 +30,7 @@ def member(user):
 
 
 def token_for(user) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
+    return ApiToken.objects.create(user, name="test client")[1]
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):

@@ -98,13 +98,73 @@ def test_reconcile_fails_a_running_operation_without_upid_and_stale_heartbeat(op
     assert alive.status == OperationStatus.RUNNING
 
 
-def test_reconcile_fails_a_pending_operation_no_worker_took(operator, cluster_clients):
-    old = make_operation(operator)
-    Operation.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(hours=1))
+def test_reconcile_requeues_a_pending_operation_no_worker_took(operator, cluster_clients):
+    # The database is the truth: a pending operation whose queue message is gone is sent again.
+    old = make_operation(operator, task_name="tests.unregistered")
+    hour_ago = timezone.now() - timedelta(hours=1)
+    Operation.objects.filter(pk=old.pk).update(created=hour_ago, heartbeat_at=hour_ago)
     fresh = make_operation(operator)
-    operation_reconcile()
+    counts = operation_reconcile()
     old.refresh_from_db()
     fresh.refresh_from_db()
-    assert old.status == OperationStatus.FAILED
-    assert old.error.startswith("no worker picked this operation up within")
+    assert counts == {"requeued": 1}
+    assert old.status == OperationStatus.PENDING and old.error == ""
+    assert "queued again" in old.events.last().message
+    assert old.heartbeat_at > hour_ago  # the timer restarts: not sent again at the next run
+    assert operation_reconcile() == {}
     assert fresh.status == OperationStatus.PENDING
+
+
+def test_a_second_delivery_of_the_same_operation_does_nothing(operator):
+    # At-least-once delivery (re-queued by the reconciler, re-delivered by Redis): one run only.
+    operation = make_operation(operator)
+    runs = []
+    run_operation(operation.pk, lambda op, reporter: runs.append(op.pk))
+    run_operation(operation.pk, lambda op, reporter: runs.append(op.pk))
+    operation.refresh_from_db()
+    assert runs == [operation.pk] and operation.status == OperationStatus.SUCCEEDED
+
+
+def test_a_running_operation_is_taken_over_only_with_the_reconcilers_token_and_only_once(operator):
+    stale = timezone.now() - timedelta(hours=1)
+    operation = make_operation(operator, status=OperationStatus.RUNNING, started=stale, heartbeat_at=stale,
+                               resume_token="tok-1", step="config", steps_done=["clone"])
+    runs = []
+
+    def body(op, reporter):
+        runs.append(op.step)
+
+    run_operation(operation.pk, body)  # a plain re-delivery: the operation is someone else's
+    run_operation(operation.pk, body, resume_token="other")
+    assert runs == []
+    run_operation(operation.pk, body, resume_token="tok-1")
+    run_operation(operation.pk, body, resume_token="tok-1")  # the same hand-over delivered twice
+    operation.refresh_from_db()
+    assert runs == ["config"] and operation.status == OperationStatus.SUCCEEDED
+    assert any(m.startswith("Resumed by a new worker at step 'config' (steps done: clone)")
+               for m in operation.events.values_list("message", flat=True))
+
+
+def test_the_secret_lives_encrypted_with_the_operation_and_is_erased_when_it_ends(operator):
+    from django.db import connection
+
+    operation = make_operation(operator, secret="root-pw-123")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret FROM operations_operation WHERE id = %s", [operation.pk])
+        stored = cursor.fetchone()[0]
+    assert stored and "root-pw-123" not in stored  # a Fernet token, not the password
+    seen = []
+    run_operation(operation.pk, lambda op, reporter: seen.append(Operation.objects.get(pk=op.pk).secret))
+    operation.refresh_from_db()
+    assert seen == ["root-pw-123"] and operation.secret is None
+
+
+def test_a_row_deleted_after_queueing_fails_saying_it_no_longer_exists(operator):
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    operation = make_operation(operator, target_type="auth.user", target_repr="ghost")
+    run_operation(operation.pk, lambda op, reporter: User.objects.get(pk=-1))
+    operation.refresh_from_db()
+    assert operation.status == OperationStatus.FAILED
+    assert operation.error == "the user ghost no longer exists (it was deleted after this action was queued)"

@@ -65,7 +65,8 @@ def test_login_required(anon_client, running):
     assert response.status_code == 302 and "/login/" in response["Location"]
 
 
-def test_metrics_count_operations_by_status(anon_client, running):
+def test_metrics_count_operations_by_status(anon_client, running, settings):
+    settings.METRICS_PUBLIC = True
     body = anon_client.get("/metrics").content.decode()
     assert 'datacenter_operations{status="running"} 1.0' in body
     assert 'datacenter_operations{status="failed"} 0.0' in body

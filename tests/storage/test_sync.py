@@ -79,3 +79,31 @@ def test_sync_never_fetches_content(sim_cluster, pvesim):
     before = content_calls(pvesim)
     sync(sim_cluster)
     assert content_calls(pvesim) == before
+
+
+def test_stale_content_is_refreshed_only_while_someone_looks(sim_cluster, monkeypatch, django_capture_on_commit_callbacks):
+    """Content lists older than the interval are re-read when a page of the cluster is open (the
+    sync handler queues it, once), never for nobody; the beat task skips unwatched clusters too."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.nodes import presence
+    from apps.storage import services
+
+    queued = []
+    monkeypatch.setattr(services, "_enqueue_refresh", lambda ids: queued.extend(ids))
+    Storage.objects.filter(cluster=sim_cluster).update(content_synced_at=timezone.now() - timedelta(days=1))
+    listable = sorted(s.pk for s in Storage.objects.filter(cluster=sim_cluster) if services._listable(s))
+    with django_capture_on_commit_callbacks(execute=True):
+        sync(sim_cluster)
+    assert queued == [] and services.storage_content_refresh_all() == 0  # nobody looks
+    presence.watch([f"cluster-{sim_cluster.pk}"], "tests.storage-content")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            sync(sim_cluster)
+            sync(sim_cluster)  # queued once, not every watched cycle
+        assert sorted(queued) == listable
+        assert services.storage_content_refresh_all() == len(listable)
+    finally:
+        presence.watch([f"cluster-{sim_cluster.pk}"], "tests.storage-content", present=False)

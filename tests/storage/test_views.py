@@ -29,6 +29,32 @@ def test_detail_groups_content(sim_cluster, client):
     assert "debian-13.1.0-amd64-netinst.iso" in html and "vzdump-qemu-101" in html
 
 
+def test_content_is_paginated_per_group(sim_cluster, client):
+    """A page of each content group (?per_page=, ?backup_page=...), with page links that fetch the block
+    and put the page in the address bar; the block reloaded bare (a live reload) keeps the page the
+    browser shows (HX-Current-URL)."""
+    from apps.storage.models import StorageContent
+
+    nfs = Storage.objects.get(cluster=sim_cluster, storage="nfs-store")
+    storage_content_refresh(storage=nfs)
+    StorageContent.objects.bulk_create([
+        StorageContent(storage=nfs, volid=f"nfs-store:backup/vzdump-qemu-{900 + i}-2026_12_01-00_00_00.vma.zst",
+                       content="backup", size=2 ** 30, vmid=900 + i) for i in range(12)])
+    backups = StorageContent.objects.filter(storage=nfs, content="backup").count()
+    html = client.get(f"/storage/{nfs.pk}/?per_page=5").content.decode()
+    assert html.count('title="nfs-store:backup/') == 5 and f"Backups <span class=\"muted\">({backups})</span>" in html
+    assert "debian-13.1.0-amd64-netinst.iso" in html  # the other groups keep their first page
+    assert (f'href="/storage/{nfs.pk}/?per_page=5&amp;backup_page=2" hx-get="/storage/{nfs.pk}/content/'
+            f'?per_page=5&amp;backup_page=2"') in html
+    last = -(-backups // 5)
+    block = client.get(f"/storage/{nfs.pk}/content/?backup_page={last}&per_page=5").content.decode()
+    assert f"Page {last} of {last}" in block and block.count('title="nfs-store:backup/') == backups - 5 * (last - 1)
+    reloaded = client.get(f"/storage/{nfs.pk}/content/", HTTP_HX_REQUEST="true",
+                          HTTP_HX_CURRENT_URL=f"http://testserver/storage/{nfs.pk}/?backup_page={last}&per_page=5")
+    assert f"Page {last} of {last}" in reloaded.content.decode()
+    assert "Page 1 of" in client.get(f"/storage/{nfs.pk}/content/?per_page=5&backup_page=x").content.decode()
+
+
 def test_download_form_errors_come_back_on_the_form(sim_cluster, client):
     nfs = Storage.objects.get(cluster=sim_cluster, storage="nfs-store")
     response = client.post(f"/storage/{nfs.pk}/download-url/", {"content": "iso", "url": "https://x.example/a.txt",

@@ -1,17 +1,21 @@
-from django.core.exceptions import PermissionDenied
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.core.api import ScopedReadOnlyModelViewSet
+from apps.core.api import ScopedReadOnlyModelViewSet, operation_action, operation_handler
+from apps.core.api.lean import ValuesListMixin
 from apps.core.models import AuditResult
 from apps.core.services import audit_log
 from apps.operations.api.serializers import OperationSerializer
 
 from .. import services
+from ..actions.clone.api import DeleteSerializer, delete_guest
+from ..actions.common import ActionRefused
 from ..choices import PowerAction
 from ..filtersets import GuestFilterSet, SnapshotFilterSet
+from ..models import uptime_seconds
 from ..selectors import guest_list, snapshot_list
 from .serializers import (
     BulkPowerSerializer,
@@ -27,36 +31,25 @@ BulkResult = inline_serializer("GuestBulkResult", many=True, fields={
 
 
 def _power_action(name: str):
-    @extend_schema(request=PowerActionSerializer, responses={202: OperationSerializer},
-                   summary=f"{PowerAction(name).label} the guest (202 with the operation)")
-    def act(self, request, pk=None):
-        guest = self.get_object()
-        body = PowerActionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        try:
-            operation = services.guest_power(guest=guest, user=request.user, action=name,
-                                             timeout=body.validated_data.get("timeout"))
-        except PermissionDenied as exc:
-            audit_log(user=request.user, action=f"guests.guest_{name}", target=guest, result=AuditResult.DENIED,
-                      request=request)
-            raise exceptions.PermissionDenied(str(exc))
-        audit_log(user=request.user, action=f"guests.guest_{name}", target=guest, result=AuditResult.ACCEPTED,
-                  request=request, detail={"operation": str(operation.pk)})
-        return Response(OperationSerializer(operation, context={"request": request}).data,
-                        status=status.HTTP_202_ACCEPTED)
+    def act(self, guest, data):
+        return services.guest_power(guest=guest, user=self.request.user, action=name, timeout=data.get("timeout"))
 
-    act.__name__ = name
-    return action(detail=True, methods=["post"], url_path=name, url_name=name)(act)
+    act.__name__ = act.__qualname__ = name
+    return operation_action(serializer=PowerActionSerializer, audit=f"guests.guest_{name}", url_path=name,
+                            url_name=name, summary=f"{PowerAction(name).label} the guest (202 with the operation)")(act)
 
 
-class GuestViewSet(ScopedReadOnlyModelViewSet):
+class GuestViewSet(ValuesListMixin, ScopedReadOnlyModelViewSet):
     """VMs and containers from the inventory; power actions answer 202 with the operation."""
+
+    list_extra_columns = ("status", "booted_at")  # the list's `uptime` (Guest.uptime)
 
     selector = guest_list
     serializer_class = GuestSerializer
     filterset_class = GuestFilterSet
     ordering_fields = ["vmid", "name", "status", "type", "maxmem", "maxcpu", "pool"]
     ordering = ["vmid", "id"]
+    action_refusals = (ActionRefused,)
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -64,6 +57,10 @@ class GuestViewSet(ScopedReadOnlyModelViewSet):
 
     def get_serializer_class(self):
         return GuestDetailSerializer if self.action == "retrieve" else GuestSerializer
+
+    def list_extra(self):
+        now = timezone.now()
+        return {"uptime": lambda row: uptime_seconds(row["status"], row["booted_at"], now)}
 
     start = _power_action(PowerAction.START)
     shutdown = _power_action(PowerAction.SHUTDOWN)
@@ -73,14 +70,15 @@ class GuestViewSet(ScopedReadOnlyModelViewSet):
     suspend = _power_action(PowerAction.SUSPEND)
     resume = _power_action(PowerAction.RESUME)
 
-    @extend_schema(summary="Delete the guest (202 with the operation; ?purge=1 also drops HA/backup-job entries)",
-                   responses={202: OperationSerializer})
-    def destroy(self, request, pk=None):
-        from ..actions.clone import delete_response  # the delete lives with clone/template
+    destroy = operation_handler(
+        serializer=DeleteSerializer, body=lambda request: request.query_params or request.data,
+        audit="guests.guest_delete", audit_fields=("purge",),
+        summary="Delete the guest (202 with the operation; ?purge=1 also drops HA/backup-job entries)")(delete_guest)
 
-        return delete_response(request, self.get_object(), request.query_params or request.data)
-
-    @extend_schema(request=BulkPowerSerializer, responses={202: BulkResult})
+    @extend_schema(request=BulkPowerSerializer, responses={
+        202: BulkResult, 409: OpenApiResponse(  # the same list (spectacular wraps lists in arrays for 2xx only)
+            {"type": "array", "items": {"$ref": "#/components/schemas/GuestBulkResult"}},
+            description="Nothing was queued: each guest's reason.")})
     @action(detail=False, methods=["post"])
     def bulk(self, request):
         """One action on many guests: each gets its own operation, or the reason it got none.
@@ -102,7 +100,8 @@ class GuestViewSet(ScopedReadOnlyModelViewSet):
                       result=AuditResult.ACCEPTED if r["operation"] else AuditResult.FAILURE, request=request)
             out.append({"guest": pk, "error": r["error"], "operation": OperationSerializer(
                 r["operation"], context={"request": request}).data if r["operation"] else None})
-        return Response(out, status=status.HTTP_202_ACCEPTED)
+        queued = any(item["operation"] for item in out)
+        return Response(out, status=status.HTTP_202_ACCEPTED if queued else status.HTTP_409_CONFLICT)
 
 
 class SnapshotViewSet(ScopedReadOnlyModelViewSet):

@@ -4,7 +4,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.api import ScopedModelViewSet, ScopedReadOnlyModelViewSet
-from apps.core.scoping import is_operator
+from apps.permissions.drf import ActionPermission, ReadOnlyActorPermission
 
 from .. import services
 from ..filtersets import ClusterFilterSet, NodeFilterSet
@@ -12,25 +12,23 @@ from ..selectors import cluster_list, node_list
 from .serializers import ClusterSerializer, NodeSerializer
 
 
-class IsOperatorOrReadOnly(permissions.BasePermission):
-    def has_permission(self, request, view):
-        return request.method in permissions.SAFE_METHODS or is_operator(request.user)
-
-
 class ClusterViewSet(ScopedModelViewSet):
     """Clusters. Create and connection edits test the connection first (400 with field errors,
     nothing saved); in pin mode without `fingerprint` the 400 names the fingerprint the server
-    presents, to confirm and resubmit. `token_secret` is write-only."""
+    presents, to confirm and resubmit. `token_secret` and the optional `root_password` (root@pam, for
+    container device passthrough only) are write-only; `root_credential` says whether one is stored."""
 
     selector = cluster_list
     serializer_class = ClusterSerializer
     filterset_class = ClusterFilterSet
-    permission_classes = [permissions.IsAuthenticated, IsOperatorOrReadOnly]
+    # Tenants see their clusters read-only; registering and changing them is the operators'.
+    permission_classes = [permissions.IsAuthenticated, ReadOnlyActorPermission,
+                          ActionPermission.for_action("cluster.manage")]
     ordering_fields = ["name", "status", "last_sync_at", "created"]
     ordering = ["name"]
 
     def perform_create(self, serializer):
-        values = {k: v for k, v in serializer.validated_data.items()}
+        values = {k: v for k, v in serializer.validated_data.items() if k != "forget_root_password"}
         values.setdefault("ca_cert", "")
         values.setdefault("fingerprint", "")
         serializer.instance = services.cluster_create(user=self.request.user, request=self.request, **values)

@@ -1,4 +1,4 @@
-"""Small UI helpers for inventory pages: usage bars, byte sizes, ages."""
+"""Small UI helpers for inventory pages: usage bars, ages. Sizes: `bytes_h` (apps.core.units)."""
 
 from django import template
 from django.utils import timezone
@@ -29,20 +29,6 @@ def usage_bar(percent, detail="", label=""):
 
 
 @register.filter
-def bytes_h(value):
-    """1073741824 -> '1.0 GiB'."""
-    try:
-        value = float(value or 0)
-    except (TypeError, ValueError):
-        return "—"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(value) < 1024 or unit == "PiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} PiB"
-
-
-@register.filter
 def duration_h(seconds):
     """Seconds -> '3d 4h', '5h 2m', '42s'."""
     if seconds is None:
@@ -66,20 +52,15 @@ def age(when, stale_after=None, id_prefix=None, pk=None, oob=False):
     past `stale_after` seconds it turns amber, so a stopped sync shows even without a push."""
     id = f"{id_prefix}-{pk}" if id_prefix else None
     if when is None:
-        return format_html('<span class="muted"{}>never</span>', format_html(' id="{}"', id) if id else "")
+        return format_html('<span class="muted"{}{}>never</span>', format_html(' id="{}"', id) if id else "",
+                           format_html(' hx-swap-oob="{}"', "true") if oob else "")
     seconds = int((timezone.now() - when).total_seconds())
     return format_html('<time class="age{}"{}{}{} datetime="{}" data-since="{}">{} ago</time>',
                        " stale-age" if stale_after and seconds > stale_after else "",
                        format_html(' id="{}"', id) if id else "",
                        format_html(' data-stale-after="{}"', int(stale_after)) if stale_after else "",
-                       ' hx-swap-oob="true"' if oob else "",
+                       format_html(' hx-swap-oob="{}"', "true") if oob else "",
                        when.isoformat(), int(when.timestamp()), duration_h(max(seconds, 0)))
-
-
-@register.filter
-def of_h(used, total):
-    """'12.0 GiB / 64.0 GiB'."""
-    return f"{bytes_h(used)} / {bytes_h(total)}"
 
 
 @register.filter

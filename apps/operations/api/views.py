@@ -5,11 +5,13 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.api import ScopedReadOnlyModelViewSet
+from apps.core.api.lean import ValuesListMixin
 from apps.core.models import AuditResult
 from apps.core.services import audit_log
 from apps.proxmox import ProxmoxError
 
 from ..filtersets import OperationFilterSet
+from ..models import Operation
 from ..selectors import operation_events, operation_list
 from ..services import OperationNotCancellable, operation_cancel
 from .serializers import OperationEventSerializer, OperationSerializer
@@ -25,7 +27,7 @@ class ProxmoxFailed(exceptions.APIException):
     default_code = "proxmox_error"
 
 
-class OperationViewSet(ScopedReadOnlyModelViewSet):
+class OperationViewSet(ValuesListMixin, ScopedReadOnlyModelViewSet):
     """Operations the caller may see; events by sequence number; cancel (202)."""
 
     selector = operation_list
@@ -33,6 +35,10 @@ class OperationViewSet(ScopedReadOnlyModelViewSet):
     filterset_class = OperationFilterSet
     ordering_fields = ["created", "finished", "status", "kind"]
     ordering = ["-created"]
+
+    def list_extra(self):
+        websocket = OperationSerializer().get_websocket
+        return {"websocket": lambda row: websocket(Operation(pk=row["pk"]))}
 
     @extend_schema(
         parameters=[OpenApiParameter("after", int, description="Only events with seq greater than this.")],

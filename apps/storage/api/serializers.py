@@ -6,7 +6,8 @@ from ..models import Storage, StorageContent
 
 class StorageSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="storage-api:storage-detail")
-    node = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    node = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True,
+                                        help_text="Node of a local storage; null for shared storage (see `nodes`).")
     usage_percent = serializers.FloatField(read_only=True)
 
     class Meta:
@@ -40,6 +41,6 @@ class StorageUploadSerializer(_TransferSerializer):
 
 
 class StorageDownloadUrlSerializer(_TransferSerializer):
-    url = serializers.URLField()
+    url = serializers.URLField(max_length=2048)
     filename = serializers.CharField(max_length=200)
     verify_certificates = serializers.BooleanField(required=False, default=True)

@@ -7,6 +7,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.routers import SimpleRouter
 
 from apps.core.api import ScopedModelViewSet
+from apps.core.limits import MaxKeysValidator
 from apps.proxmox import ProxmoxError
 
 from ...models import BackupJob
@@ -16,8 +17,10 @@ from .views import _job_initial
 
 
 class BackupJobSerializer(serializers.ModelSerializer):
-    vmids = serializers.ListField(child=serializers.IntegerField(min_value=100), required=False, default=list)
-    retention = serializers.DictField(child=serializers.IntegerField(min_value=0, allow_null=True), required=False,
+    vmids = serializers.ListField(child=serializers.IntegerField(min_value=100, max_value=999999999), required=False,
+                                  default=list, max_length=1000)
+    retention = serializers.DictField(child=serializers.IntegerField(min_value=0, max_value=100000, allow_null=True),
+                                      required=False, validators=[MaxKeysValidator(16)],
                                       default=dict, help_text="keep-last, keep-hourly, keep-daily, keep-weekly, "
                                                               "keep-monthly, keep-yearly")
     selection = serializers.ChoiceField(choices=[s for s, _ in SELECTIONS], default="vmid")

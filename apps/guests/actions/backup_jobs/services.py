@@ -1,5 +1,7 @@
 """Scheduled backup jobs: written through to Proxmox's /cluster/backup, mirrored in BackupJob
-(re-read after each write and every JOB_REFRESH seconds)."""
+(re-read after each write, when a page showing them opens, and every JOB_REFRESH seconds while
+someone watches the cluster: worker.py). A re-read that changed the mirror tells the open backup
+job pages to fetch their table again."""
 
 from __future__ import annotations
 
@@ -8,18 +10,23 @@ from datetime import datetime, timezone as dt_timezone
 
 from django.core.cache import cache
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
 
 from apps.core.models import AuditResult
+from apps.core.rows import sync_rows
 from apps.core.scoping import scope_queryset
 from apps.core.services import audit_log
 from apps.operations.clients import client_for
-from apps.proxmox import ProxmoxError, ProxmoxValidationError
+from apps.permissions.policy import check
+from apps.proxmox import ProxmoxError, ProxmoxValidationError, borrowed
+from apps.proxmox import cluster as pve_cluster
 
 from ...models import BackupJob
-from .validation import RETENTION_KEYS, _only_operators, _proxmox_field_errors, _validate_job
+from .validation import RETENTION_KEYS, _proxmox_field_errors, _validate_job
 
 
-JOB_REFRESH = 300  # seconds between re-reads of /cluster/backup by the sync loop
+JOB_REFRESH = 300  # seconds between re-reads of /cluster/backup while the cluster is watched
 
 
 def backup_job_list(*, user):
@@ -60,20 +67,29 @@ def _mirror_fields(item: dict) -> dict:
 def backup_job_refresh(*, cluster, client=None) -> list[BackupJob]:
     """Make the BackupJob mirror of `cluster` match `GET /cluster/backup` (one call): creates,
     updates and deletes rows. Returns the cluster's jobs."""
-    own = client is None
-    client = client or client_for(cluster.pk)
-    try:
-        items = client.get("cluster/backup") or []
-    finally:
-        if own:
-            client.close()
+    with borrowed(client, lambda: client_for(cluster.pk)) as client:
+        items = pve_cluster.backup_jobs(client)
     cache.set(f"guests:backup-jobs:{cluster.pk}", 1, JOB_REFRESH)
-    wanted = {i["id"]: _mirror_fields(i) for i in items if i.get("id")}
+    wanted = {i["id"]: _mirror_fields(i) for i in items}
     with transaction.atomic():
-        BackupJob.objects.filter(cluster=cluster).exclude(job_id__in=list(wanted)).delete()
-        for job_id, fields in wanted.items():
-            BackupJob.objects.update_or_create(cluster=cluster, job_id=job_id, defaults=fields)
+        existing = {job.job_id: job for job in BackupJob.objects.filter(cluster=cluster)}
+        rows = sync_rows(BackupJob, existing, wanted, stamp={"updated": timezone.now()},
+                         build=lambda job_id, fields: BackupJob(cluster=cluster, job_id=job_id, **fields))
+        if rows:
+            transaction.on_commit(lambda: push_jobs_changed(cluster.pk), robust=True)
     return list(BackupJob.objects.filter(cluster=cluster))
+
+
+def push_jobs_changed(cluster_id: int) -> None:
+    """Tell the open backup job pages (they watch `cluster-<id>`) to fetch their table again: a
+    trigger, not the list, so each page re-reads through its user's selector (best effort)."""
+    from apps.core import live
+    from apps.nodes import presence
+
+    if not presence.watcher_count(f"cluster-{cluster_id}"):
+        return
+    live.push(f"cluster-{cluster_id}", html=render_to_string("guests/backups/partials/backupjob_table_stale.html"),
+              data={"type": "backup_jobs", "cluster": cluster_id})
 
 
 def backup_job_create(*, cluster, user, data: dict, request=None) -> BackupJob:
@@ -82,13 +98,13 @@ def backup_job_create(*, cluster, user, data: dict, request=None) -> BackupJob:
     Raises PermissionDenied, ValidationError, ProxmoxError (unreachable)."""
     import uuid
 
-    _only_operators(user, "manage backup jobs")
+    check(user, "backup_job.manage", request=request)
     params = _validate_job(cluster, data)
     job_id = f"backup-{uuid.uuid4().hex[:12]}"
     client = client_for(cluster.pk)
     try:
         try:
-            client.post("cluster/backup", id=job_id, **params)
+            pve_cluster.backup_job_create(client, job_id, **params)
         except (ProxmoxValidationError, ProxmoxError) as exc:
             if exc.status and 400 <= exc.status < 500 or isinstance(exc, ProxmoxValidationError):
                 raise _proxmox_field_errors(exc) from exc
@@ -104,13 +120,13 @@ def backup_job_create(*, cluster, user, data: dict, request=None) -> BackupJob:
 
 def backup_job_update(*, job: BackupJob, user, data: dict, request=None) -> BackupJob:
     """Change a job in Proxmox (selection switches drop the other selection keys), then re-mirror."""
-    _only_operators(user, "manage backup jobs")
+    check(user, "backup_job.manage", job, request=request)
     params = _validate_job(job.cluster, data)
     drop = [k for k in ("vmid", "pool", "all", "comment") if k not in params or params[k] is None]
     client = client_for(job.cluster_id)
     try:
         try:
-            client.put(f"cluster/backup/{job.job_id}", delete=",".join(drop) or None, **params)
+            pve_cluster.backup_job_update(client, job.job_id, delete=drop, **params)
         except ProxmoxError as exc:
             if isinstance(exc, ProxmoxValidationError) or (exc.status and 400 <= exc.status < 500):
                 raise _proxmox_field_errors(exc) from exc
@@ -124,10 +140,10 @@ def backup_job_update(*, job: BackupJob, user, data: dict, request=None) -> Back
 
 def backup_job_delete(*, job: BackupJob, user, request=None) -> None:
     """Delete the job in Proxmox and its mirror row."""
-    _only_operators(user, "manage backup jobs")
+    check(user, "backup_job.manage", job, request=request)
     client = client_for(job.cluster_id)
     try:
-        client.delete(f"cluster/backup/{job.job_id}")
+        pve_cluster.backup_job_delete(client, job.job_id)
         backup_job_refresh(cluster=job.cluster, client=client)
     finally:
         client.close()

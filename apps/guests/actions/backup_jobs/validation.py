@@ -1,12 +1,11 @@
 """Checks of a scheduled backup job before it reaches Proxmox: PVE calendar events, storage,
 selection, retention; Proxmox's own refusals mapped back onto our field names. Also vzdump's
-options and the operator check that back up now shares."""
+options that back up now shares."""
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 
-from apps.core.scoping import is_operator
 from apps.proxmox import ProxmoxError, ProxmoxValidationError
 from apps.storage.models import Storage
 
@@ -18,11 +17,6 @@ MODES = [("snapshot", "Snapshot: no downtime"), ("suspend", "Suspend: a short pa
          ("stop", "Stop: consistent, with downtime")]
 COMPRESSIONS = [("zstd", "ZSTD (fast, good ratio)"), ("lzo", "LZO (fastest)"), ("gzip", "GZIP (slow)"),
                 ("0", "None")]
-
-
-def _only_operators(user, what: str) -> None:
-    if not is_operator(user):
-        raise PermissionDenied(f"only operators may {what} until tenancy exists")
 
 
 RETENTION_KEYS = ["keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly"]

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.cache import cache
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import path
 from django.views import View
 
+from apps.core.actions import ActionView
+from apps.permissions.policy import as_actor
 from apps.proxmox import ProxmoxError
 
 from ...models import BackupJob
 from ...selectors import guest_list
 from ..common import partial
-from .services import JOB_REFRESH, backup_job_create, backup_job_delete, backup_job_list, backup_job_update
+from .services import backup_job_create, backup_job_delete, backup_job_list, backup_job_update
 from .validation import COMPRESSIONS, MODES, RETENTION_KEYS, SELECTIONS
-from .worker import backup_job_refresh_task
+from .worker import refresh_if_stale
 
 
 class BackupJobForm(forms.Form):
@@ -57,70 +57,75 @@ def _job_initial(job: BackupJob) -> dict:
 
 
 class BackupJobListView(LoginRequiredMixin, View):
+    """The jobs of every cluster the user sees. Opening it re-reads the mirror when stale (in a
+    worker); the page listens to its clusters and fetches its table again (htmx: the table alone)
+    when a re-read changed it, or once its socket is open when it queued one (catch_up: the push
+    may come before the page listens)."""
+
     def get(self, request):
         from apps.nodes.selectors import cluster_list
 
-        for cluster in cluster_list(user=request.user):  # an opened page wants a fresh mirror
-            if cache.add(f"guests:backup-jobs:{cluster.pk}", 1, JOB_REFRESH):
-                backup_job_refresh_task.delay(cluster.pk)
         jobs = backup_job_list(user=request.user)
-        return partial(request, "guests/backups/backupjob_list.html", {"jobs": jobs, "title": "Backup jobs"})
+        if request.headers.get("HX-Request"):
+            return partial(request, "guests/backups/partials/backupjob_table.html", {"jobs": jobs})
+        ids = list(cluster_list(user=request.user).values_list("pk", flat=True))
+        # An opened page wants a fresh mirror (the jobs are the operators': tenants see none).
+        catch_up = refresh_if_stale(ids) if as_actor(request.user).is_operator else False
+        return partial(request, "guests/backups/backupjob_list.html", {
+            "jobs": jobs, "title": "Backup jobs", "catch_up": catch_up, "live_groups": [f"cluster-{pk}" for pk in ids]})
 
 
-class BackupJobEditView(LoginRequiredMixin, View):
-    """Add (pk=None) or edit a backup job; field errors from our checks and from Proxmox."""
+class _BackupJobActionView(ActionView):
+    """Writes go to Proxmox first (its refusals on the form); the services audit; then the list."""
 
-    def _job(self, request, pk) -> BackupJob | None:
-        if pk is None:
+    context_object_name = "job"
+    error_template_name = "guests/partials/guest_action_error.html"
+    refusals = (ProxmoxError,)
+    invalid_status = denied_status = 400
+
+    def get_object(self):
+        if "pk" not in self.kwargs:
             return None
-        job = backup_job_list(user=request.user).filter(pk=pk).first()
+        job = backup_job_list(user=self.request.user).filter(pk=self.kwargs["pk"]).first()
         if job is None:
             raise Http404("No such backup job.")
         return job
 
-    def _page(self, request, form, job, status=200):
-        return partial(request, "guests/backups/backupjob_edit.html", {
-            "form": form, "job": job, "retention_fields": [form[k] for k in RETENTION_KEYS],
-            "title": f"Backup job {job}" if job else "Add backup job"}, status)
-
-    def get(self, request, pk=None):
-        job = self._job(request, pk)
-        form = BackupJobForm(user=request.user, initial=_job_initial(job) if job else None)
-        return self._page(request, form, job)
-
-    def post(self, request, pk=None):
-        job = self._job(request, pk)
-        form = BackupJobForm(request.POST, user=request.user)
-        if form.is_valid():
-            try:
-                if job is None:
-                    backup_job_create(cluster=form.cleaned_data["cluster"], user=request.user, data=form.job_data(),
-                                      request=request)
-                else:
-                    backup_job_update(job=job, user=request.user, data=form.job_data(), request=request)
-            except ValidationError as exc:
-                for name, messages in exc.message_dict.items():
-                    for message in messages:  # `retention` and `__all__` have no single field here
-                        form.add_error(name if name in form.fields else None, message)
-            except PermissionDenied as exc:
-                form.add_error(None, str(exc))
-            except ProxmoxError as exc:
-                form.add_error(None, f"Proxmox did not answer: {exc}")
-            else:
-                return redirect("guests:backupjob_list")
-        return self._page(request, form, job, status=400)
-
-
-class BackupJobDeleteView(LoginRequiredMixin, View):
-    def post(self, request, pk):
-        job = backup_job_list(user=request.user).filter(pk=pk).first()
-        if job is None:
-            raise Http404("No such backup job.")
-        try:
-            backup_job_delete(job=job, user=request.user, request=request)
-        except (PermissionDenied, ProxmoxError) as exc:
-            return partial(request, "guests/partials/guest_action_error.html", {"error": str(exc)}, 400)
+    def form_valid(self, form, result):
         return redirect("guests:backupjob_list")
+
+
+class BackupJobEditView(_BackupJobActionView):
+    """Add (pk=None) or edit a backup job; field errors from our checks and from Proxmox."""
+
+    form_class = BackupJobForm
+    template_name = "guests/backups/backupjob_edit.html"
+
+    def get_form_kwargs(self):
+        initial = _job_initial(self.object) if self.object is not None and self.request.method == "GET" else None
+        return {"user": self.request.user, "initial": initial}
+
+    def get_context_data(self, **kwargs):
+        title = f"Backup job {self.object}" if self.object else "Add backup job"
+        return super().get_context_data(retention_fields=[kwargs["form"][k] for k in RETENTION_KEYS], title=title,
+                                        **kwargs)
+
+    def refused(self, form, exc, message):
+        return self.form_invalid(form, f"Proxmox did not answer: {exc}")
+
+    def perform(self, form):
+        if self.object is None:
+            return backup_job_create(cluster=form.cleaned_data["cluster"], user=self.request.user,
+                                     data=form.job_data(), request=self.request)
+        return backup_job_update(job=self.object, user=self.request.user, data=form.job_data(), request=self.request)
+
+
+class BackupJobDeleteView(_BackupJobActionView):
+    def refused(self, form, exc, message):
+        return self.form_invalid(form, str(exc))
+
+    def perform(self, form):
+        return backup_job_delete(job=self.object, user=self.request.user, request=self.request)
 
 
 urlpatterns = [

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
 from django.urls import path
-from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.views import APIView
 
-from apps.core import api as _core_api  # noqa: F401  (loads DRF generics before our schema decorators run)
-from apps.core.models import AuditResult
-from apps.core.services import audit_log
-from apps.operations.api.serializers import OperationSerializer
+from apps.core.api import ActionAPIMixin, operation_handler
 from apps.proxmox import ProxmoxError
 from apps.storage.selectors import storage_content_list
 
 from ...models import Guest
 from ...selectors import guest_backups
 from ..backup_jobs.validation import COMPRESSIONS, MODES
-from ..common import accepted, audit, guest_or_404
+from ..base import GuestActionAPIView
 from .services import backup_delete, guest_backup, guest_restore
 
 
@@ -31,67 +26,52 @@ class BackupRequestSerializer(serializers.Serializer):
 
 
 class RestoreRequestSerializer(serializers.Serializer):
-    backup = serializers.CharField(help_text="volid of one of the guest's backups, e.g. nfs-store:backup/vzdump-...")
+    backup = serializers.CharField(max_length=512, help_text="volid of one of the guest's backups, e.g. nfs-store:backup/vzdump-...")
     target = serializers.ChoiceField(choices=["new", "same"], default="new")
-    storage = serializers.CharField(required=False, allow_blank=True, default="", help_text="disk storage (optional)")
+    storage = serializers.CharField(max_length=100, required=False, allow_blank=True, default="", help_text="disk storage (optional)")
     start = serializers.BooleanField(required=False, default=False)
 
 
-class GuestBackupAPIView(APIView):
+class GuestBackupAPIView(GuestActionAPIView):
     """Back up the guest now (202 with the operation; its progress is vzdump's percentage)."""
 
-    @extend_schema(request=BackupRequestSerializer, responses={202: OperationSerializer})
-    def post(self, request, pk):
-        guest = guest_or_404(request, pk)
-        body = BackupRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        try:
-            operation = guest_backup(guest=guest, user=request.user, **body.validated_data)
-        except PermissionDenied as exc:
-            raise exceptions.PermissionDenied(str(exc))
-        audit(request, "guests.guest_backup", guest, operation)
-        return accepted(request, operation)
+    @operation_handler(serializer=BackupRequestSerializer, audit="guests.guest_backup")
+    def post(self, guest, data):
+        return guest_backup(guest=guest, user=self.request.user, **data)
 
 
-class GuestRestoreAPIView(APIView):
+class GuestRestoreAPIView(GuestActionAPIView):
     """Restore one of the guest's backups over it (`same`) or as a new guest (`new`)."""
 
-    @extend_schema(request=RestoreRequestSerializer, responses={202: OperationSerializer})
-    def post(self, request, pk):
-        guest = guest_or_404(request, pk)
-        body = RestoreRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        backup = guest_backups(user=request.user, guest=guest).filter(volid=data["backup"]).first()
+    @operation_handler(serializer=RestoreRequestSerializer, audit="guests.guest_restore",
+                       audit_fields={"volid": "backup"})
+    def post(self, guest, data):
+        backup = guest_backups(user=self.request.user, guest=guest).filter(volid=data["backup"]).first()
         if backup is None:
             raise exceptions.ValidationError({"backup": [f"'{data['backup']}' is not a backup of {guest}"]})
         try:
-            operation = guest_restore(guest=guest, user=request.user, backup=backup, target=data["target"],
-                                      storage=data["storage"], start=data["start"])
-        except PermissionDenied as exc:
-            raise exceptions.PermissionDenied(str(exc))
+            return guest_restore(guest=guest, user=self.request.user, backup=backup, target=data["target"],
+                                 storage=data["storage"], start=data["start"])
         except ProxmoxError as exc:
-            raise exceptions.APIException(f"Could not reserve a vmid. Proxmox said: {exc}")
-        audit(request, "guests.guest_restore", guest, operation, volid=backup.volid)
-        return accepted(request, operation)
+            raise exceptions.APIException(f"Could not reserve a vmid. Proxmox said: {exc}") from exc
 
 
-class BackupDeleteAPIView(APIView):
+class BackupDeleteAPIView(ActionAPIMixin, APIView):
     """Delete a backup volume (202 with the operation)."""
 
-    @extend_schema(request=None, responses={202: OperationSerializer})
-    def delete(self, request, pk):
-        backup = storage_content_list(user=request.user).filter(pk=pk, content="backup").first()
+    def get_action_object(self):
+        backup = storage_content_list(user=self.request.user).filter(pk=self.kwargs["pk"], content="backup").first()
         if backup is None:
             raise exceptions.NotFound("No such backup.")
-        guest = Guest.objects.filter(cluster_id=backup.storage.cluster_id, vmid=backup.vmid).first()
-        try:
-            operation = backup_delete(backup=backup, user=request.user, guest=guest)
-        except PermissionDenied as exc:
-            raise exceptions.PermissionDenied(str(exc))
-        audit_log(user=request.user, action="guests.backup_delete", target=guest or backup.volid,
-                  result=AuditResult.ACCEPTED, request=request, detail={"operation": str(operation.pk)})
-        return accepted(request, operation)
+        self.guest = Guest.objects.filter(cluster_id=backup.storage.cluster_id, vmid=backup.vmid).first()
+        return backup
+
+    def get_audit_target(self, backup, result):
+        return self.guest or backup.volid
+
+    @operation_handler(request=None, audit="guests.backup_delete")
+    def delete(self, backup, data):
+        return backup_delete(backup=backup, user=self.request.user, guest=self.guest)
 
 
 api_urlpatterns = [

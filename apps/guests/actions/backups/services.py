@@ -10,11 +10,13 @@ from django.dispatch import receiver
 from apps.operations.models import Operation
 from apps.operations.services import operation_create
 from apps.operations.signals import operation_finished
+from apps.permissions.policy import check, placement_pool, pool_tenant
 from apps.storage.models import StorageContent
 
+from ... import quotas
 from ...models import Guest, VmidReservation
-from ..backup_jobs.validation import COMPRESSIONS, MODES, _only_operators
-from ..create import reserve_vmid
+from ..backup_jobs.validation import COMPRESSIONS, MODES
+from ..create.services import proxmox_next_vmid, reserve_vmid
 from .validation import _archive_type, _disk_storages, _field, backup_storages
 
 
@@ -25,7 +27,7 @@ def guest_backup(*, guest: Guest, user, storage: str, mode: str = "snapshot", co
     Validated before anything reaches Proxmox: operator, known node, a storage holding backups
     reachable from the guest's node, mode and compression from PVE's lists. Raises
     PermissionDenied or ValidationError (field map); nothing is queued then."""
-    _only_operators(user, "back up guests")
+    check(user, "guest.backup", guest)
     if guest.node_id is None:
         raise _field("node", f"the node of {guest} is not known yet; wait for the next sync")
     errors: dict[str, list[str]] = {}
@@ -41,11 +43,15 @@ def guest_backup(*, guest: Guest, user, storage: str, mode: str = "snapshot", co
         errors["notes"] = ["at most 1024 characters"]
     if errors:
         raise ValidationError(errors)
-    return operation_create(
-        kind="guest.backup", user=user, task_name="guests.guest_backup", target=guest, cluster_id=guest.cluster_id,
-        kwargs={"guest_id": guest.pk, "storage": storage, "mode": mode, "compress": compress, "notes": notes,
-                "protected": bool(protected)},
-        title=f"Back up {guest.kind} {guest} to {storage}")
+    with transaction.atomic():
+        operation = operation_create(
+            kind="guest.backup", user=user, task_name="guests.guest_backup", target=guest,
+            cluster_id=guest.cluster_id,
+            kwargs={"guest_id": guest.pk, "storage": storage, "mode": mode, "compress": compress, "notes": notes,
+                    "protected": bool(protected)},
+            title=f"Back up {guest.kind} {guest} to {storage}")
+        quotas.reserve(operation, {"backups": 1})
+    return operation
 
 
 def guest_restore(*, guest: Guest, user, backup: StorageContent, target: str = "new", storage: str = "",
@@ -56,7 +62,8 @@ def guest_restore(*, guest: Guest, user, backup: StorageContent, target: str = "
 
     Raises PermissionDenied or ValidationError (field map; `cluster` when Proxmox cannot be
     asked for a free vmid); nothing is queued then."""
-    _only_operators(user, "restore backups")
+    check(user, "guest.restore", guest)
+    check(user, "guest.restore", backup)  # a backup the user may see (their tenant's guest's)
     if guest.node_id is None:
         raise _field("node", f"the node of {guest} is not known yet; wait for the next sync")
     errors: dict[str, list[str]] = {}
@@ -80,9 +87,12 @@ def guest_restore(*, guest: Guest, user, backup: StorageContent, target: str = "
         raise ValidationError(errors)
     kwargs = {"guest_id": guest.pk, "volid": backup.volid, "node": node.name, "target": target,
               "storage": storage or None, "start": bool(start), "storage_id": backup.storage_id}
+    if target == "new":
+        kwargs["pool"] = placement_pool(user, guest.cluster_id, guest.pool if guest.tenant_id else "") or None
+    start = proxmox_next_vmid(cluster=guest.cluster) if target == "new" else None  # outside the transaction
     with transaction.atomic():
         if target == "new":
-            reservation = reserve_vmid(cluster=guest.cluster, purpose="restore")
+            reservation = reserve_vmid(cluster=guest.cluster, start=start, purpose="restore")
             kwargs["vmid"] = reservation.vmid
             title = f"Restore {backup.filename} as new {guest.kind} {reservation.vmid}"
         else:
@@ -92,6 +102,8 @@ def guest_restore(*, guest: Guest, user, backup: StorageContent, target: str = "
                                      cluster_id=guest.cluster_id, kwargs=kwargs, title=title)
         if target == "new":
             VmidReservation.objects.filter(pk=reservation.pk).update(operation_id=operation.pk)
+            quotas.reserve(operation, quotas.copy_amounts(guest),
+                           tenant=pool_tenant(guest.cluster_id, kwargs["pool"] or ""))
     return operation
 
 
@@ -105,7 +117,7 @@ def _release_vmid(sender, operation, **kwargs) -> None:
 def backup_delete(*, backup: StorageContent, user, guest: Guest | None = None) -> Operation:
     """Queue the deletion of backup volume `backup` (kind `backup.delete`). Protected backups
     are refused (ValidationError on `backup`), as Proxmox would refuse them."""
-    _only_operators(user, "delete backups")
+    check(user, "guest.backup", backup)
     if backup.content != "backup":
         raise _field("backup", f"{backup.volid} is not a backup")
     if backup.protected:

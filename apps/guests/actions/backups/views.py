@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404
-from django.shortcuts import redirect
 from django.urls import path
 from django.views import View
 
-from apps.core.views import is_partial
-from apps.operations.live import progress_context
-from apps.operations.models import Operation
+from apps.permissions.policy import as_actor
 from apps.proxmox import ProxmoxError
 from apps.storage.models import StorageContent
 
@@ -20,9 +17,11 @@ from ...models import Guest
 from ...selectors import guest_backups
 from ..backup_jobs.services import backup_job_list
 from ..backup_jobs.validation import COMPRESSIONS, MODES
-from ..common import audit, guest_or_404, partial
+from ..backup_jobs.worker import refresh_if_stale as job_refresh_if_stale
+from ..base import GuestActionView
+from ..common import guest_or_404, partial
 from .services import backup_delete, guest_backup, guest_restore
-from .validation import _disk_storages, _messages, backup_storages
+from .validation import _disk_storages, backup_storages
 
 
 class BackupForm(forms.Form):
@@ -58,10 +57,12 @@ def _backup_or_404(request, guest: Guest, backup_pk) -> StorageContent:
     return backup
 
 
-def _started(request, operation: Operation, guest: Guest):
-    if not is_partial(request):
-        return redirect(operation.get_absolute_url())
-    return partial(request, "guests/backups/partials/started.html", {"guest": guest, **progress_context(operation)})
+class _BackupActionView(GuestActionView):
+    """Back up / restore / delete: reasons as one line in the dialog, progress or the operation page."""
+
+    error_context_name, error_keys, service_errors_as_text = "error", False, True
+    success_template_name = "guests/backups/partials/started.html"
+    redirect_full_page = True
 
 
 class GuestBackupsView(LoginRequiredMixin, View):
@@ -72,78 +73,60 @@ class GuestBackupsView(LoginRequiredMixin, View):
         backups = list(guest_backups(user=request.user, guest=guest))
         jobs = [j for j in backup_job_list(user=request.user).filter(cluster_id=guest.cluster_id)
                 if j.selection == "all" or guest.vmid in j.vmids or (j.selection == "pool" and j.pool == guest.pool)]
+        if as_actor(request.user).is_operator:  # jobs are the operators' (tenants see none)
+            job_refresh_if_stale([guest.cluster_id])  # someone looks: the mirror is re-read when stale
         return partial(request, "guests/backups/backups.html", {
             "guest": guest, "object": guest, "backups": backups, "jobs": jobs,
             "live_groups": [f"cluster-{guest.cluster_id}"]})
 
 
-class GuestBackupView(LoginRequiredMixin, View):
+class GuestBackupView(_BackupActionView):
     """GET: the back-up-now dialog; POST: queue it and answer the live progress panel."""
 
-    def get(self, request, pk):
-        guest = guest_or_404(request, pk)
-        return partial(request, "guests/backups/partials/backup_dialog.html",
-                       {"guest": guest, "form": BackupForm(guest=guest)})
+    form_class = BackupForm
+    template_name = "guests/backups/partials/backup_dialog.html"
+    audit_action = "guests.guest_backup"
 
-    def post(self, request, pk):
-        guest = guest_or_404(request, pk)
-        form = BackupForm(request.POST, guest=guest)
-        error = ""
-        if form.is_valid():
-            try:
-                operation = guest_backup(guest=guest, user=request.user, **form.cleaned_data)
-            except (ValidationError, PermissionDenied) as exc:
-                error = _messages(exc) if isinstance(exc, ValidationError) else str(exc)
-            else:
-                audit(request, "guests.guest_backup", guest, operation)
-                return _started(request, operation, guest)
-        return partial(request, "guests/backups/partials/backup_dialog.html",
-                       {"guest": guest, "form": form, "error": error})
+    def perform(self, form):
+        return guest_backup(guest=self.object, user=self.request.user, **form.cleaned_data)
 
 
-class GuestRestoreView(LoginRequiredMixin, View):
+class _OneBackupView(_BackupActionView):
+    """An action on one backup of the guest (404 unless it is one of the guest's, in the user's scope)."""
+
+    def get_object(self):
+        guest = super().get_object()
+        self.backup = _backup_or_404(self.request, guest, self.kwargs["backup_pk"])
+        return guest
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(backup=self.backup, **kwargs)
+
+    def get_audit_detail(self, form, result):
+        return {"volid": self.backup.volid}
+
+
+class GuestRestoreView(_OneBackupView):
     """GET: the restore dialog for one backup; POST: queue the restore (progress panel)."""
 
-    def get(self, request, pk, backup_pk):
-        guest = guest_or_404(request, pk)
-        backup = _backup_or_404(request, guest, backup_pk)
-        return partial(request, "guests/backups/partials/restore_dialog.html",
-                       {"guest": guest, "backup": backup, "form": RestoreForm(guest=guest)})
+    form_class = RestoreForm
+    template_name = "guests/backups/partials/restore_dialog.html"
+    audit_action = "guests.guest_restore"
 
-    def post(self, request, pk, backup_pk):
-        guest = guest_or_404(request, pk)
-        backup = _backup_or_404(request, guest, backup_pk)
-        form = RestoreForm(request.POST, guest=guest)
-        error = ""
-        if form.is_valid():
-            try:
-                operation = guest_restore(guest=guest, user=request.user, backup=backup, **form.cleaned_data)
-            except ValidationError as exc:
-                error = _messages(exc)
-            except PermissionDenied as exc:
-                error = str(exc)
-            except ProxmoxError as exc:
-                error = f"Could not reserve a vmid. Proxmox said: {exc}"
-            else:
-                audit(request, "guests.guest_restore", guest, operation, volid=backup.volid)
-                return _started(request, operation, guest)
-        return partial(request, "guests/backups/partials/restore_dialog.html",
-                       {"guest": guest, "backup": backup, "form": form, "error": error})
+    def perform(self, form):
+        try:
+            return guest_restore(guest=self.object, user=self.request.user, backup=self.backup, **form.cleaned_data)
+        except ProxmoxError as exc:
+            raise ValidationError(f"Could not reserve a vmid. Proxmox said: {exc}") from exc
 
 
-class GuestBackupDeleteView(LoginRequiredMixin, View):
+class GuestBackupDeleteView(_OneBackupView):
     """POST: delete one backup of the guest (progress panel)."""
 
-    def post(self, request, pk, backup_pk):
-        guest = guest_or_404(request, pk)
-        backup = _backup_or_404(request, guest, backup_pk)
-        try:
-            operation = backup_delete(backup=backup, user=request.user, guest=guest)
-        except (ValidationError, PermissionDenied) as exc:
-            error = _messages(exc) if isinstance(exc, ValidationError) else str(exc)
-            return partial(request, "guests/partials/guest_action_error.html", {"error": error})
-        audit(request, "guests.backup_delete", guest, operation, volid=backup.volid)
-        return _started(request, operation, guest)
+    audit_action = "guests.backup_delete"
+
+    def perform(self, form):
+        return backup_delete(backup=self.backup, user=self.request.user, guest=self.object)
 
 
 urlpatterns = [

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from celery import shared_task
 from django.db import transaction
 
@@ -11,10 +9,12 @@ from apps.operations.clients import client_for
 from apps.operations.models import Operation
 from apps.operations.services import OperationReporter, follow_upid, run_operation
 from apps.proxmox import ProxmoxError, ProxmoxTaskError
+from apps.proxmox import guests as pve_guests
+from apps.proxmox import storage as pve_storage
+from apps.proxmox import tasklog
 from apps.storage.models import Storage, StorageContent
 
 from ... import services
-from ...choices import GuestType
 from ...models import Guest
 from ..create import sync_guest
 from .validation import backup_storages
@@ -30,14 +30,8 @@ def _refresh_content(storage: Storage, client, reporter: OperationReporter) -> N
         reporter.event(f"Could not refresh the backup list of {storage.storage}: {exc}", level="warning")
 
 
-def _error_line(operation: Operation, pattern: re.Pattern) -> str:
-    for message in operation.events.filter(level="error").order_by("-seq").values_list("message", flat=True):
-        if match := pattern.search(message):
-            return match.group(1)
-    return ""
-
-
-_BACKUP_FAILED = re.compile(r"ERROR: Backup of VM \d+ failed - (.+)$")
+def _error_lines(operation: Operation) -> list[str]:
+    return list(operation.events.filter(level="error").order_by("seq").values_list("message", flat=True))
 
 
 def run_backup(operation, reporter, *, guest_id: int, storage: str, mode: str, compress: str, notes: str = "",
@@ -46,17 +40,15 @@ def run_backup(operation, reporter, *, guest_id: int, storage: str, mode: str, c
     then the storage's content re-read so the new backup is listed."""
     guest = Guest.objects.select_related("node", "cluster").get(pk=guest_id)
     client = client_for(guest.cluster_id)
-    params = {"vmid": guest.vmid, "storage": storage, "mode": mode, "compress": compress,
+    params = {"storage": storage, "mode": mode, "compress": compress,
               "notes-template": notes or None, "protected": True if protected else None}
     try:
-        try:
-            upid = client.post(f"nodes/{guest.node.name}/vzdump", **params)
-        except ProxmoxError as exc:
-            raise services.GuestActionError(services.explain_error("back up", guest, exc), status=exc.status) from exc
+        with services.explained(guest, "back up"):
+            upid = pve_guests.backup(client, guest.node.name, guest.vmid, **params)
         try:
             follow_upid(operation, client, guest.node.name, upid, reporter=reporter, progress_range=(0, 95))
         except ProxmoxTaskError as exc:
-            detail = _error_line(operation, _BACKUP_FAILED)
+            detail = tasklog.backup_error(_error_lines(operation))
             message = services.explain_error("back up", guest, ProxmoxError(detail) if detail else exc)
             raise services.GuestActionError(message + (f" (task: {exc.message})" if detail else ""),
                                             status=exc.status) from exc
@@ -72,23 +64,19 @@ def run_backup(operation, reporter, *, guest_id: int, storage: str, mode: str, c
 
 
 def run_restore(operation, reporter, *, guest_id: int, volid: str, node: str, target: str, vmid: int,
-                storage: str | None = None, start: bool = False, storage_id: int | None = None) -> dict:
+                storage: str | None = None, start: bool = False, storage_id: int | None = None,
+                pool: str | None = None) -> dict:
     """Worker side of guest_restore: qmrestore/vzrestore with its percentage, then the guest row
     re-read (same) or the new guest synced in on its own (new)."""
     guest = Guest.objects.select_related("node", "cluster").get(pk=guest_id)
     client = client_for(guest.cluster_id)
-    params = {"vmid": vmid, "storage": storage, "start": True if start else None,
-              "force": True if target == "same" else None, "unique": True if target == "new" else None}
-    if guest.type == GuestType.QEMU:
-        params["archive"] = volid
-    else:
-        params.update(ostemplate=volid, restore=True)
+    params = {"storage": storage, "start": True if start else None,
+              "force": True if target == "same" else None, "unique": True if target == "new" else None,
+              "pool": pool if target == "new" else None}  # a tenant's new guest goes in its pool
     verb = "restore"
     try:
-        try:
-            upid = client.post(f"nodes/{node}/{guest.type}", **params)
-        except ProxmoxError as exc:
-            raise services.GuestActionError(services.explain_error(verb, guest, exc), status=exc.status) from exc
+        with services.explained(guest, verb):
+            upid = pve_guests.restore(client, node, guest.type, vmid=vmid, volid=volid, **params)
         try:
             follow_upid(operation, client, node, upid, reporter=reporter, progress_range=(0, 95))
         except ProxmoxTaskError as exc:
@@ -110,7 +98,7 @@ def run_backup_delete(operation, reporter, *, storage_id: int, volid: str) -> di
     client = client_for(storage.cluster_id)
     try:
         try:
-            upid = client.delete(f"nodes/{node}/storage/{storage.storage}/content/{volid}")
+            upid = pve_storage.delete_volume(client, node, storage.storage, volid)
         except ProxmoxError as exc:
             raise services.GuestActionError(f"Could not delete backup {volid}. Proxmox said: {exc}",
                                             status=exc.status) from exc

@@ -8,7 +8,7 @@ Delete: refused up front while protection is on, while running, or while HA-mana
 
 Modules: validation (plan_clone), services (guest_clone / guest_template / guest_delete), worker
 (Celery tasks `guests.guest_clone`, `guests.guest_template`, `guests.guest_delete`), views
-(`urlpatterns`), api (`api_urlpatterns`, and delete_response shared with GuestViewSet's delete).
+(`urlpatterns`), api (`api_urlpatterns`, and delete_guest shared with GuestViewSet's delete).
 """
 
 from .api import (
@@ -18,7 +18,7 @@ from .api import (
     GuestDeleteAPIView,
     GuestTemplateAPIView,
     api_urlpatterns,
-    delete_response,
+    delete_guest,
 )
 from .services import guest_clone, guest_delete, guest_template
 from .validation import plan_clone
@@ -36,6 +36,6 @@ from .worker import guest_clone_task, guest_delete_task, guest_template_task, ru
 __all__ = [
     "CloneForm", "CloneSerializer", "DeleteForm", "DeleteSerializer", "GuestCloneAPIView", "GuestClonePageView",
     "GuestCloneView", "GuestDeleteAPIView", "GuestDeleteView", "GuestTemplateAPIView", "GuestTemplateView",
-    "api_urlpatterns", "delete_response", "guest_clone", "guest_clone_task", "guest_delete", "guest_delete_task",
+    "api_urlpatterns", "delete_guest", "guest_clone", "guest_clone_task", "guest_delete", "guest_delete_task",
     "guest_template", "guest_template_task", "plan_clone", "run_clone", "run_delete", "run_template", "urlpatterns",
 ]

@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import IsAuthenticated
-from rest_framework.views import APIView
 
-from apps.core import api as _core_api  # noqa: F401  (loads DRF generics before our schema decorators run)
-from apps.core.models import AuditResult
-from apps.operations.api.serializers import OperationSerializer
+from apps.core.api import operation_handler  # first: DRF's generics import our pagination from it
+from apps.approvals.api.mixins import ApprovalAwareMixin
 
 from ...models import Guest
-from ..common import ActionRefused, accepted, audit, guest_or_404, refused
+from ..base import GuestActionAPIView
 from .services import guest_clone, guest_delete, guest_template
 
 
 class CloneSerializer(serializers.Serializer):
-    name = serializers.CharField(required=False, allow_blank=True, default="")
-    target = serializers.CharField(required=False, allow_blank=True, default="", help_text="node (default: same)")
-    storage = serializers.CharField(required=False, allow_blank=True, default="")
-    pool = serializers.CharField(required=False, allow_blank=True, default="")
+    name = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    target = serializers.CharField(max_length=63, required=False, allow_blank=True, default="", help_text="node (default: same)")
+    storage = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    pool = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     full = serializers.BooleanField(required=False, allow_null=True, default=None,
                                     help_text="default: linked for templates, full otherwise")
-    newid = serializers.IntegerField(required=False, allow_null=True, default=None)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    newid = serializers.IntegerField(min_value=100, max_value=999999999, required=False, allow_null=True, default=None)
+    description = serializers.CharField(max_length=8192, required=False, allow_blank=True, default="")
 
 
 class DeleteSerializer(serializers.Serializer):
@@ -33,57 +29,36 @@ class DeleteSerializer(serializers.Serializer):
     destroy_unreferenced_disks = serializers.BooleanField(required=False, default=False)
 
 
-class GuestCloneAPIView(APIView):
-    """POST: clone the guest (202 with the operation; the result names the new vmid)."""
+class GuestCloneAPIView(ApprovalAwareMixin, GuestActionAPIView):
+    """POST: clone the guest (202 with the operation; the result names the new vmid). Above the
+    tenant's approval size: 202 with the approval request that waits for an operator."""
 
-    permission_classes = [IsAuthenticated]
     serializer_class = CloneSerializer
 
-    @extend_schema(request=CloneSerializer, responses={202: OperationSerializer})
-    def post(self, request, pk):
-        guest = guest_or_404(request, pk)
-        body = CloneSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        operation = guest_clone(guest=guest, user=request.user, **body.validated_data)
-        audit(request, "guests.guest_clone", guest, operation)
-        return accepted(request, operation)
+    @operation_handler(serializer=CloneSerializer, audit="guests.guest_clone")
+    def post(self, guest, data):
+        return guest_clone(guest=guest, user=self.request.user, **data)
 
 
-class GuestTemplateAPIView(APIView):
+class GuestTemplateAPIView(GuestActionAPIView):
     """POST: convert the guest to a template (202 with the operation)."""
 
-    permission_classes = [IsAuthenticated]
-
-    @extend_schema(request=None, responses={202: OperationSerializer})
-    def post(self, request, pk):
-        guest = guest_or_404(request, pk)
-        operation = guest_template(guest=guest, user=request.user)
-        audit(request, "guests.guest_template", guest, operation)
-        return accepted(request, operation)
+    @operation_handler(audit="guests.guest_template")
+    def post(self, guest, data):
+        return guest_template(guest=guest, user=self.request.user)
 
 
-def delete_response(request, guest: Guest, data) -> object:
-    body = DeleteSerializer(data=data)
-    body.is_valid(raise_exception=True)
-    try:
-        operation = guest_delete(guest=guest, user=request.user, **body.validated_data)
-    except ActionRefused as exc:
-        audit(request, "guests.guest_delete", guest, result=AuditResult.FAILURE, error=exc.message)
-        return refused(exc)
-    audit(request, "guests.guest_delete", guest, operation, purge=body.validated_data["purge"])
-    return accepted(request, operation)
+def delete_guest(view, guest: Guest, data):
+    return guest_delete(guest=guest, user=view.request.user, **data)
 
 
-class GuestDeleteAPIView(APIView):
+class GuestDeleteAPIView(GuestActionAPIView):
     """POST: delete the guest (202 with the operation; 409 with the reason while protected, running,
     or HA-managed without purge). Same as DELETE /api/v1/guests/<id>/?purge=1."""
 
-    permission_classes = [IsAuthenticated]
     serializer_class = DeleteSerializer
-
-    @extend_schema(request=DeleteSerializer, responses={202: OperationSerializer})
-    def post(self, request, pk):
-        return delete_response(request, guest_or_404(request, pk), request.data)
+    post = operation_handler(serializer=DeleteSerializer, audit="guests.guest_delete", audit_fields=("purge",))(
+        delete_guest)
 
 
 api_urlpatterns = [

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.shortcuts import render
 from django.urls import path
 from django.views import View
 
-from apps.core.models import AuditResult
-from apps.operations.live import progress_context
-
 from ...models import Guest
-from ..common import ActionRefused, audit, error_text, guest_or_404, partial
+from ..base import GuestActionView
+from ..common import guest_or_404
 from .services import guest_clone, guest_delete, guest_template
 from .validation import node_names, storages_on
 
@@ -64,74 +62,55 @@ def _context(guest: Guest, **extra) -> dict:
             "protected": str((guest.config or {}).get("protection", "0")) == "1", **extra}
 
 
-def _add_errors(form, exc: ValidationError) -> None:
-    mapping = {"full": "mode"}
-    for key, messages in exc.message_dict.items():
-        name = mapping.get(key, key)
-        for message in messages:
-            form.add_error(name if name in form.fields else None, message)
-
-
 class GuestClonePageView(LoginRequiredMixin, View):
     def get(self, request, pk):
         guest = guest_or_404(request, pk)
         return render(request, "guests/clone/clone.html", _context(guest))
 
 
-class GuestCloneView(LoginRequiredMixin, View):
+class GuestCloneView(GuestActionView):
     """POST: clone; answers the form (errors) or the form + progress panel (oob)."""
 
-    def post(self, request, pk):
-        guest = guest_or_404(request, pk)
-        form = CloneForm(request.POST, guest=guest)
-        extra = {}
-        if form.is_valid():
-            try:
-                operation = guest_clone(guest=guest, user=request.user, **form.service_kwargs())
-            except ValidationError as exc:
-                _add_errors(form, exc)
-            except PermissionDenied as exc:
-                audit(request, "guests.guest_clone", guest, result=AuditResult.DENIED)
-                form.add_error(None, str(exc))
-            else:
-                audit(request, "guests.guest_clone", guest, operation)
-                extra = {"operation_oob": True, **progress_context(operation)}
-        return partial(request, "guests/clone/clone_form.html", {"guest": guest, "clone_form": form, **extra})
+    http_method_names = ["post", "options"]
+    form_class = CloneForm
+    template_name = success_template_name = "guests/clone/clone_form.html"
+    form_context_name, progress_oob = "clone_form", True
+    service_error_fields = {"full": "mode"}
+    audit_action = "guests.guest_clone"
+
+    def perform(self, form):
+        return guest_clone(guest=self.object, user=self.request.user, **form.service_kwargs())
+
+    def get_success_context(self, form, result):
+        from apps.approvals.models import ApprovalRequest
+
+        if isinstance(result, ApprovalRequest):  # waits for an operator: the form and where to follow the request
+            return self.get_context_data(approval=result, **{self.form_context_name: form})
+        return super().get_success_context(form, result)
 
 
-class GuestTemplateView(LoginRequiredMixin, View):
-    def post(self, request, pk):
-        guest = guest_or_404(request, pk)
-        try:
-            operation = guest_template(guest=guest, user=request.user)
-        except (ValidationError, PermissionDenied) as exc:
-            text = error_text(exc) if isinstance(exc, ValidationError) else str(exc)
-            return partial(request, "guests/partials/guest_action_error.html", {"error": text})
-        audit(request, "guests.guest_template", guest, operation)
-        return partial(request, "guests/config/operation.html", progress_context(operation))
+class GuestTemplateView(GuestActionView):
+    success_template_name = "guests/config/operation.html"
+    audit_action = "guests.guest_template"
+
+    def perform(self, form):
+        return guest_template(guest=self.object, user=self.request.user)
 
 
-class GuestDeleteView(LoginRequiredMixin, View):
-    def post(self, request, pk):
-        guest = guest_or_404(request, pk)
-        form = DeleteForm(request.POST, guest=guest)
-        extra = {}
-        if form.is_valid():
-            try:
-                operation = guest_delete(guest=guest, user=request.user, purge=form.cleaned_data["purge"],
-                                         destroy_unreferenced_disks=form.cleaned_data["destroy_unreferenced_disks"])
-            except ActionRefused as exc:
-                audit(request, "guests.guest_delete", guest, result=AuditResult.FAILURE, error=exc.message)
-                extra["refused"] = exc.message
-            except PermissionDenied as exc:
-                audit(request, "guests.guest_delete", guest, result=AuditResult.DENIED)
-                extra["refused"] = str(exc)
-            else:
-                audit(request, "guests.guest_delete", guest, operation, purge=form.cleaned_data["purge"])
-                extra = {"operation_oob": True, **progress_context(operation)}
-        return partial(request, "guests/clone/delete_form.html", {
-            "guest": guest, "delete_form": form, **extra,
-            "protected": str((guest.config or {}).get("protection", "0")) == "1"})
+class GuestDeleteView(GuestActionView):
+    http_method_names = ["post", "options"]
+    form_class = DeleteForm
+    template_name = success_template_name = "guests/clone/delete_form.html"
+    form_context_name, error_context_name, progress_oob = "delete_form", "refused", True
+    audit_action, audit_fields = "guests.guest_delete", ("purge",)
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(protected=str((self.object.config or {}).get("protection", "0")) == "1",
+                                        **kwargs)
+
+    def perform(self, form):
+        return guest_delete(guest=self.object, user=self.request.user, purge=form.cleaned_data["purge"],
+                            destroy_unreferenced_disks=form.cleaned_data["destroy_unreferenced_disks"])
 
 
 urlpatterns = [

@@ -7,11 +7,12 @@ from celery import shared_task
 from apps.operations.clients import client_for
 from apps.operations.services import OperationReporter, run_operation
 from apps.proxmox import ProxmoxError
+from apps.proxmox import guests as pve_guests
 
 from ... import services
 from ...choices import GuestType
 from ...models import Guest, VmidReservation
-from ..common import follow, refresh_after, start_task
+from ..common import explained, follow, refresh_after
 
 
 def run_clone(operation, reporter: OperationReporter, *, guest_id: int, newid: int, params: dict) -> dict:
@@ -27,7 +28,8 @@ def run_clone(operation, reporter: OperationReporter, *, guest_id: int, newid: i
             upid = operation.current_upid
             reporter.event("Retry: following the clone task started before")
         else:
-            upid = start_task(client, guest, "clone", "POST", f"{guest.api_path}/clone", newid=newid, **params)
+            with explained(guest, "clone"):
+                upid = pve_guests.clone(client, guest.ref, newid, **params)
         follow(operation, client, guest, "clone", upid, reporter, progress_range=(0, 90))
         reporter.event(f"Reading the new {guest.kind} {newid} from Proxmox", progress=95)
         new = sync_guest(client, guest.cluster_id, newid)
@@ -47,9 +49,10 @@ def run_template(operation, reporter: OperationReporter, *, guest_id: int) -> di
     guest = Guest.objects.select_related("node", "cluster").get(pk=guest_id)
     client = client_for(guest.cluster_id)
     try:
-        upid = start_task(client, guest, "convert to a template", "POST", f"{guest.api_path}/template")
-        if upid:  # qemu: a task; lxc: done synchronously (null)
-            follow(operation, client, guest, "convert to a template", upid, reporter, progress_range=(0, 90))
+        with explained(guest, "convert to a template"):
+            upid = pve_guests.template(client, guest.ref)
+        # qemu: a task; lxc: done synchronously (no UPID, nothing to follow)
+        follow(operation, client, guest, "convert to a template", upid, reporter, progress_range=(0, 90))
         Guest.objects.filter(pk=guest.pk).update(template=True)
         guest.template = True
         refresh_after(guest, client, reporter)
@@ -67,8 +70,8 @@ def run_delete(operation, reporter: OperationReporter, *, guest_id: int, purge: 
     guest = Guest.objects.select_related("node", "cluster").get(pk=guest_id)
     client = client_for(guest.cluster_id)
     try:
-        upid = start_task(client, guest, "delete", "DELETE", guest.api_path, purge=1 if purge else None,
-                          **{"destroy-unreferenced-disks": 1 if unreferenced else None})
+        with explained(guest, "delete"):
+            upid = pve_guests.destroy(client, guest.ref, purge=purge, unreferenced_disks=unreferenced)
         follow(operation, client, guest, "delete", upid, reporter, progress_range=(0, 95))
     except ProxmoxError:
         refresh_after(guest, client, reporter)  # show its true state (lock, protection) on the page

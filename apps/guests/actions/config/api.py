@@ -5,85 +5,69 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from apps.core import api as _core_api  # noqa: F401  (loads DRF generics before our schema decorators run)
-from apps.core.models import AuditResult
-from apps.operations.api.serializers import OperationSerializer
+from apps.core.api import operation_handler
+from apps.core.limits import MaxKeysValidator
 
-from ...models import Guest
-from ..common import ActionRefused, accepted, audit, guest_or_404, refused
+from ..base import GuestActionAPIView
+from ..common import guest_or_404
 from .services import guest_config_update
 
 
 class _NicSerializer(serializers.Serializer):
-    bridge = serializers.CharField(required=False)
+    bridge = serializers.CharField(max_length=15, required=False)
     vlan = serializers.IntegerField(required=False, allow_null=True)
     firewall = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
 class _NewDiskSerializer(serializers.Serializer):
-    storage = serializers.CharField()
+    storage = serializers.CharField(max_length=100)
     size = serializers.IntegerField(help_text="GiB")
-    mountpoint = serializers.CharField(required=False, allow_blank=True, help_text="containers: path inside")
+    mountpoint = serializers.CharField(max_length=256, required=False, allow_blank=True, help_text="containers: path inside")
 
 
 class GuestConfigSerializer(serializers.Serializer):
     """Every field is optional; values equal to the current ones are ignored."""
 
-    digest = serializers.CharField(required=False, allow_blank=True,
+    digest = serializers.CharField(max_length=64, required=False, allow_blank=True,
                                    help_text="`digest` from GET: the change is refused (409) if the guest changed since")
     cores = serializers.IntegerField(required=False)
     memory = serializers.IntegerField(required=False, help_text="MiB")
     swap = serializers.IntegerField(required=False, help_text="MiB (containers)")
-    description = serializers.CharField(required=False, allow_blank=True)
-    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    description = serializers.CharField(max_length=8192, required=False, allow_blank=True)
+    tags = serializers.ListField(max_length=32, child=serializers.CharField(max_length=64), required=False)
     protection = serializers.BooleanField(required=False, allow_null=True, default=None)
     onboot = serializers.BooleanField(required=False, allow_null=True, default=None)
-    ciuser = serializers.CharField(required=False, allow_blank=True, help_text="cloud-init user (VMs)")
-    sshkeys = serializers.CharField(required=False, allow_blank=True, help_text="OpenSSH public keys, one per line")
-    ip = serializers.CharField(required=False, allow_blank=True, help_text="'dhcp' or IPv4/prefix (VM: ipconfig0, CT: net0)")
-    gateway = serializers.CharField(required=False, allow_blank=True)
-    resize = serializers.DictField(child=serializers.IntegerField(), required=False,
+    ciuser = serializers.CharField(max_length=32, required=False, allow_blank=True, help_text="cloud-init user (VMs)")
+    sshkeys = serializers.CharField(max_length=16384, required=False, allow_blank=True, help_text="OpenSSH public keys, one per line")
+    ip = serializers.CharField(max_length=64, required=False, allow_blank=True, help_text="'dhcp' or IPv4/prefix (VM: ipconfig0, CT: net0)")
+    gateway = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    resize = serializers.DictField(child=serializers.IntegerField(), required=False, validators=[MaxKeysValidator(32)],
                                    help_text="disk -> new size in GiB (grow only), e.g. {\"scsi0\": 64}")
-    add_disks = _NewDiskSerializer(many=True, required=False)
-    nets = serializers.DictField(child=_NicSerializer(), required=False, help_text="net0 -> {bridge, vlan, firewall}")
-    remove_nets = serializers.ListField(child=serializers.CharField(), required=False)
-    add_nets = _NicSerializer(many=True, required=False)
+    add_disks = _NewDiskSerializer(many=True, required=False, max_length=16)
+    nets = serializers.DictField(child=_NicSerializer(), required=False, validators=[MaxKeysValidator(32)], help_text="net0 -> {bridge, vlan, firewall}")
+    remove_nets = serializers.ListField(max_length=32, child=serializers.CharField(max_length=16), required=False)
+    add_nets = _NicSerializer(many=True, required=False, max_length=16)
 
 
-class GuestConfigAPIView(APIView):
+class GuestConfigAPIView(GuestActionAPIView):
     """GET: the guest's config as last read, with its `digest`. PATCH/PUT: change it (202 with the
     operation; 400 field errors; 409 when the digest no longer matches, with Proxmox's message)."""
 
-    permission_classes = [IsAuthenticated]
     serializer_class = GuestConfigSerializer
-
-    def _guest(self, request, pk) -> Guest:
-        return guest_or_404(request, pk)
 
     @extend_schema(responses={200: inline_serializer("GuestConfigRead", fields={
         "config": serializers.DictField(), "digest": serializers.CharField(),
         "read_at": serializers.DateTimeField(allow_null=True)})})
     def get(self, request, pk):
-        guest = self._guest(request, pk)
+        guest = guest_or_404(request, pk)
         return Response({"config": guest.config, "digest": guest.config_digest,
                          "read_at": guest.details_synced_at})
 
-    @extend_schema(request=GuestConfigSerializer, responses={202: OperationSerializer})
-    def patch(self, request, pk):
-        guest = self._guest(request, pk)
-        body = GuestConfigSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        try:
-            operation = guest_config_update(guest=guest, user=request.user, changes=dict(body.validated_data))
-        except ActionRefused as exc:
-            audit(request, "guests.guest_config", guest, result=AuditResult.FAILURE, error=exc.message)
-            return refused(exc)
-        audit(request, "guests.guest_config", guest, operation)
-        return accepted(request, operation)
+    @operation_handler(serializer=GuestConfigSerializer, audit="guests.guest_config")
+    def patch(self, guest, data):
+        return guest_config_update(guest=guest, user=self.request.user, changes=dict(data))
 
     put = patch
 

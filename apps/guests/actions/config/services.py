@@ -10,9 +10,11 @@ from apps.operations.clients import client_for
 from apps.operations.models import Operation
 from apps.operations.services import OperationReporter, operation_create
 from apps.proxmox import ProxmoxError, ProxmoxUnreachable, ProxmoxValidationError
+from apps.proxmox import guests as pve_guests
 
+from ... import quotas
 from ...models import Guest
-from ..common import ActionRefused, explain, require_operator
+from ..common import ActionRefused, explain, require_allowed
 from .validation import plan_changes
 
 
@@ -30,16 +32,27 @@ def guest_config_update(*, guest: Guest, user, changes: dict) -> Operation:
     `guest.config`. Guarantees: invalid input raises ValidationError (field map) before anything
     reaches Proxmox; a changed digest raises ConfigConflict with Proxmox's message; any other refusal
     raises ActionRefused; in those cases nothing changed and nothing is queued."""
-    require_operator(user, guest)
+    require_allowed(user, guest, "guest.config")
     plan = plan_changes(guest, changes)
     if not plan:
         raise ValidationError({"__all__": ["nothing to change: every value is what the guest already has"]})
     digest = (changes.get("digest") or "").strip() or None
+    # Growth is reserved before the synchronous PUT (never a lock held across it), freed if it fails.
+    held = quotas.hold(guest.tenant_id, *quotas.config_amounts(guest, plan, changes)) if guest.tenant_id else None
+    try:
+        operation = _apply(guest, user, plan, digest)
+    except BaseException:
+        quotas.drop(held)
+        raise
+    quotas.attach(held, operation)
+    return operation
+
+
+def _apply(guest: Guest, user, plan, digest) -> Operation:
     if plan.params or plan.delete:
         client = client_for(guest.cluster_id)
         try:
-            client.put(f"{guest.api_path}/config", digest=digest, delete=",".join(plan.delete) or None,
-                       **plan.params)
+            pve_guests.update_config(client, guest.ref, digest=digest, delete=plan.delete, **plan.params)
         except ProxmoxValidationError as exc:
             raise ValidationError({k: [f"Proxmox refused it: {v}"] for k, v in exc.errors.items()}
                                   or {"__all__": [f"Proxmox refused it: {exc}"]}) from exc

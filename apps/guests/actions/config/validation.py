@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from ... import config as guest_config
 from ...choices import GuestType
 from ...models import Guest
+from ..create.validation import tag_problems
 
 
 GiB = 1024**3
@@ -95,7 +96,13 @@ def validate_ssh_keys(text: str) -> list[str]:
     """One OpenSSH public key per line; raises ValueError naming the bad line."""
     from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
+    from ..create.validation import SSH_KEYS_MAX_BYTES, SSH_KEYS_MAX_COUNT
+
+    if len(str(text).encode()) > SSH_KEYS_MAX_BYTES:
+        raise ValueError(f"at most {SSH_KEYS_MAX_BYTES // 1024} KiB of keys")
     keys = [line.strip() for line in str(text).splitlines() if line.strip() and not line.strip().startswith("#")]
+    if len(keys) > SSH_KEYS_MAX_COUNT:
+        raise ValueError(f"at most {SSH_KEYS_MAX_COUNT} keys, got {len(keys)}")
     for n, key in enumerate(keys, 1):
         try:
             load_ssh_public_key(key.encode())
@@ -178,7 +185,10 @@ class _Planner:
         if self.given("tags"):
             tags = split_tags(changes["tags"])
             bad = [t for t in tags if not TAG_RE.match(t)]
-            if bad:
+            problems = tag_problems(tags)
+            if problems:
+                self.err("tags", problems[0])
+            elif bad:
                 self.err("tags", f"invalid tag '{bad[0]}': letters, digits and _ - + . only, not starting with - + .")
             elif sorted(tags) != sorted(split_tags(config.get("tags"))):
                 self.set_or_clear("tags", ";".join(tags), "tags")

@@ -6,20 +6,18 @@ from urllib.parse import unquote
 
 from django import forms
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 from django.views import View
 
-from apps.core.models import AuditResult
-from apps.operations.live import progress_context
-
 from ... import config as guest_config
 from ...choices import GuestType
 from ...models import Guest
-from ..common import ActionRefused, audit, guest_or_404, partial
+from ..base import GuestActionView
+from ..common import guest_or_404, partial
 from .services import CONFLICT_TEXT, ConfigConflict, guest_config_update
 from .validation import current_ipconfig, resizable_disks, split_tags, storages_for
 
@@ -130,10 +128,6 @@ class GuestConfigForm(forms.Form):
                 self.add_error(name, message)
 
 
-def _form_context(guest: Guest, form: GuestConfigForm, **extra) -> dict:
-    return {"guest": guest, "form": form, **extra}
-
-
 class GuestConfigPageView(LoginRequiredMixin, View):
     """GET: the edit page; queues a fresh read of the guest unless one just landed."""
 
@@ -150,12 +144,18 @@ class GuestConfigPageView(LoginRequiredMixin, View):
             "guest": guest, "object": guest, "since": since.timestamp(), "live_groups": [f"guest-{guest.pk}"]})
 
 
-class GuestConfigFormView(LoginRequiredMixin, View):
+class GuestConfigFormView(GuestActionView):
     """GET ?since=<ts>: the form once a read newer than `since` landed, else the waiting block
     (which asks again). POST: save; answers the progress panel, or the form with its errors."""
 
+    form_class = GuestConfigForm
+    template_name = "guests/config/form.html"
+    error_context_name = "refused"
+    success_template_name = "guests/config/saved.html"
+    audit_action = "guests.guest_config"
+
     def get(self, request, pk):
-        guest = guest_or_404(request, pk)
+        guest = self.object = self.get_object()
         try:
             since = float(request.GET.get("since", "0"))
         except ValueError:
@@ -168,31 +168,22 @@ class GuestConfigFormView(LoginRequiredMixin, View):
                 return partial(request, "guests/config/loading.html", {
                     "guest": guest, "since": since, "failed": guest.details_error or "Proxmox did not answer in time."})
             return partial(request, "guests/config/loading.html", {"guest": guest, "since": since})
-        form = GuestConfigForm(guest=guest, storages=storages_for(guest))
-        return partial(request, "guests/config/form.html", _form_context(guest, form))
+        return self.render(self.template_name, self.get_context_data(form=self.get_form()))
 
-    def post(self, request, pk):
-        guest = guest_or_404(request, pk)
-        form = GuestConfigForm(request.POST, guest=guest, storages=storages_for(guest))
-        if form.is_valid():
-            try:
-                operation = guest_config_update(guest=guest, user=request.user, changes=form.changes())
-            except ValidationError as exc:
-                form.add_service_errors(exc)
-            except PermissionDenied as exc:
-                audit(request, "guests.guest_config", guest, result=AuditResult.DENIED)
-                return partial(request, "guests/config/form.html", _form_context(guest, form, refused=str(exc)))
-            except ConfigConflict as exc:
-                audit(request, "guests.guest_config", guest, result=AuditResult.FAILURE, error=exc.message)
-                return partial(request, "guests/config/form.html", _form_context(
-                    guest, form, conflict=exc.proxmox_message, conflict_text=CONFLICT_TEXT))
-            except ActionRefused as exc:
-                audit(request, "guests.guest_config", guest, result=AuditResult.FAILURE, error=exc.message)
-                return partial(request, "guests/config/form.html", _form_context(guest, form, refused=exc.message))
-            else:
-                audit(request, "guests.guest_config", guest, operation)
-                return partial(request, "guests/config/saved.html", {"guest": guest, **progress_context(operation)})
-        return partial(request, "guests/config/form.html", _form_context(guest, form))
+    def get_form_kwargs(self):
+        return {"guest": self.object, "storages": storages_for(self.object)}
+
+    def perform(self, form):
+        return guest_config_update(guest=self.object, user=self.request.user, changes=form.changes())
+
+    def service_invalid(self, form, exc):
+        form.add_service_errors(exc)
+        return self.form_invalid(form)
+
+    def refused(self, form, exc, message):
+        if isinstance(exc, ConfigConflict):
+            return self.form_invalid(form, conflict=exc.proxmox_message, conflict_text=CONFLICT_TEXT)
+        return super().refused(form, exc, message)
 
 
 urlpatterns = [

@@ -6,9 +6,10 @@ from celery import shared_task
 
 from apps.operations.clients import client_for
 from apps.operations.services import OperationReporter, run_operation
+from apps.proxmox import guests as pve_guests
 
 from ...models import Guest
-from ..common import follow, refresh_after, start_task
+from ..common import explained, follow, refresh_after
 
 
 def run_config(operation, reporter: OperationReporter, *, guest_id: int, resizes: list, digest: str | None = None,
@@ -21,8 +22,8 @@ def run_config(operation, reporter: OperationReporter, *, guest_id: int, resizes
         for i, (disk, size) in enumerate(resizes):
             low, high = start + span * i / len(resizes), start + span * (i + 1) / len(resizes)
             reporter.event(f"Growing disk {disk} to {size}", progress=low)
-            upid = start_task(client, guest, f"grow disk {disk} of", "PUT", f"{guest.api_path}/resize",
-                              disk=disk, size=size, digest=digest if i == 0 else None)
+            with explained(guest, f"grow disk {disk} of"):
+                upid = pve_guests.resize(client, guest.ref, disk, size, digest=digest if i == 0 else None)
             follow(operation, client, guest, f"grow disk {disk} of", upid, reporter, progress_range=(low, high))
         reporter.event("Re-reading the configuration from Proxmox", progress=95)
         refresh_after(guest, client, reporter)

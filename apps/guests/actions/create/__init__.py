@@ -9,7 +9,8 @@ Guarantees: nothing reaches Proxmox until the whole request is valid; the vmid i
 DB (VmidReservation, unique per cluster) before any Proxmox call that uses it; a retried run finds
 the guest it already created and does not create a second one; a failed or cancelled run deletes
 what it created on Proxmox (purge) and releases the reservation, so nothing is left behind.
-The CT root password never enters the operation's kwargs: it waits, encrypted, in the cache.
+The CT root password never enters the operation's kwargs: it waits encrypted on the operation
+(PostgreSQL, not only Redis) and is erased when the operation ends.
 
 API: POST /api/v1/guests/create-vm/ and /api/v1/guests/create-ct/ -> 202 with the operation
 (two endpoints because a VM and a container take different fields; the OpenAPI schema shows both).

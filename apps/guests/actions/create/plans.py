@@ -1,4 +1,5 @@
-"""plan_vm / plan_ct: every check against the synced inventory (DB only), as field errors."""
+"""plan_vm / plan_ct: every check against the synced inventory as field errors. The database only,
+except a template's config, read from Proxmox once when it was never read (placement needs it)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ... import config as guest_config
 from ...choices import GuestType
 from ...models import Guest
 from ...selectors import guest_list
+from . import extensions
 from .validation import (
     CI_USER,
     CT_DEFAULTS,
@@ -22,6 +24,7 @@ from .validation import (
     GiB,
     LIMITS,
     MiB,
+    PASSWORD_MAX,
     PASSWORD_MIN,
     POOL,
     TAG,
@@ -31,6 +34,7 @@ from .validation import (
     network_checks,
     parse_ssh_keys,
     parse_tags,
+    tag_problems,
     size_label,
     storage_on_node,
 )
@@ -51,19 +55,28 @@ def _cluster(errors: FieldErrors, user, data: dict):
 
 
 def _placement(errors: FieldErrors, user, cluster, data: dict, *, needs: list[tuple[str, list]], memory: int | None,
-               cores: int | None, space: tuple[str, list, int] | None, allowed_nodes: set[str] | None = None):
-    """Pick the node: the one asked for (checked), else the online node with the most free memory
-    that sees every storage in `needs` [(field, storage rows)]. `space` = (field, rows, bytes) to
-    check free space on the chosen node. Returns (node, reason) or (None, "")."""
+               cores: int | None, space: tuple[str, list, int] | None, allowed_nodes: set[str] | None = None,
+               allowed_reason: str = "", prefer: str = "", extras: list | None = None):
+    """Pick the node: the one asked for (checked), else `prefer` when it fits, else the online node
+    with the most free memory that sees every storage in `needs` [(field, storage rows)]. `space` =
+    (field, rows, bytes) to check free space on the chosen node. `allowed_nodes` (with the reason
+    why) and each extension's allowed nodes (with its reason per node, e.g. no free GPU there)
+    limit the choice. Every node's verdict (can take it, or why not) is left in
+    `errors.placement` for the wizard. Returns (node, reason) or (None, "")."""
     nodes = list(node_list(user=user).filter(cluster=cluster).order_by("name"))
     wanted = (data.get("node") or "").strip()
+    extras = [e for e in extras or [] if e.allowed_nodes is not None]
 
-    def fits(node) -> list[tuple[str, str]]:
+    def fits(node) -> list[tuple[str | None, str]]:
         problems = []
         if node.status != NodeStatus.ONLINE:
             problems.append(("node", f"node {node.name} is {node.get_status_display().lower()}"))
         if allowed_nodes is not None and node.name not in allowed_nodes:
-            problems.append(("node", f"the template's disks are on local storage of {', '.join(sorted(allowed_nodes))}"))
+            problems.append(("node", allowed_reason or f"only {', '.join(sorted(allowed_nodes))} can take it"))
+        for extra in extras:  # a `reported` extra already said it on its own field: shown per node only
+            if node.name not in extra.allowed_nodes:
+                problems.append((None if extra.reported else "node", extra.refusals.get(node.name) or extra.reason
+                                 or f"only {', '.join(sorted(extra.allowed_nodes))} can take it"))
         for field, rows in needs:
             if rows and storage_on_node(rows, node) is None:
                 problems.append((field, f"storage '{rows[0].storage}' is not available on node {node.name}"))
@@ -79,21 +92,43 @@ def _placement(errors: FieldErrors, user, cluster, data: dict, *, needs: list[tu
                                         f"{size_label(free)} free, {size_label(need)} needed"))
         return problems
 
+    verdicts = {node.name: fits(node) for node in nodes}
+
+    def explained(name: str) -> str:
+        """One node's reasons, named by the node unless every reason already names it."""
+        text = ", ".join(dict.fromkeys(m for _, m in verdicts[name]))
+        return text if all(name in m for _, m in verdicts[name]) else f"{name}: {text}"
+
+    def record(chosen: str = "") -> None:
+        errors.placement = [{"node": n.name, "ok": not verdicts[n.name], "chosen": n.name == chosen,
+                             "reasons": list(dict.fromkeys(m for _, m in verdicts[n.name])),
+                             "notes": [e.notes[n.name] for e in extras if e.notes.get(n.name)]} for n in nodes]
+
     if wanted:
         node = next((n for n in nodes if n.name == wanted), None)
         if node is None:
             errors.add("node", f"no node named '{wanted}' in cluster {cluster}")
+            record()
             return None, ""
-        problems = fits(node)
+        problems = verdicts[node.name]
         for field, message in problems:
-            errors.add(field, message)
+            if field:
+                errors.add(field, message)
+        record("" if problems else node.name)
         return (None, "") if problems else (node, "chosen")
-    candidates = [n for n in nodes if not fits(n)]
+    candidates = [n for n in nodes if not verdicts[n.name]]
     if not candidates:
-        reasons = sorted({m for n in nodes for _, m in fits(n)})
-        errors.add("node", "no online node can take it: " + "; ".join(reasons) if reasons else "the cluster has no nodes")
+        record()
+        if not any(e.reported for e in extras):
+            errors.add("node", "no online node can take it: " + "; ".join(explained(n.name) for n in nodes)
+                       if nodes else "the cluster has no nodes")
         return None, ""
+    preferred = next((n for n in candidates if n.name == prefer), None)
+    if preferred is not None:
+        record(preferred.name)
+        return preferred, f"automatic: the template's node ({size_label(preferred.maxmem - preferred.mem)} free)"
     best = max(candidates, key=lambda n: (n.maxmem - n.mem, n.name))
+    record(best.name)
     return best, f"automatic: most free memory ({size_label(best.maxmem - best.mem)} free)"
 
 
@@ -104,7 +139,9 @@ def _common(errors: FieldErrors, user, data: dict, kind: str) -> dict:
     out["disk_size"] = check_range(errors, data, "disk_size", LIMITS["disk_size"], " GiB")
     out["net"] = network_checks(errors, data)
     tags = parse_tags(data.get("tags"))
-    for tag in tags:
+    for problem in tag_problems(tags):
+        errors.add("tags", problem)
+    for tag in tags if "tags" not in errors else []:
         if not TAG.match(tag):
             errors.add("tags", f"'{tag}' is not a valid tag (letters, digits, _ + . -)")
     out["tags"] = tags
@@ -148,6 +185,29 @@ def _volume_rows(errors: FieldErrors, user, cluster, volid: str, content: str, f
     return [i.storage for i in items]
 
 
+def _template_placement(user, cluster, template: Guest) -> tuple[set[str] | None, str]:
+    """Nodes a clone of `template` may land on (None: any), with the reason, from facts only: the
+    template's disks as its config names them, re-read from Proxmox when it was never read (the
+    sync does not carry configs), and whether the inventory knows those storages as shared."""
+    if not template.config:
+        from ...services import guest_refresh  # lazy: the guests services import the actions
+        from apps.proxmox import ProxmoxError
+
+        try:
+            guest_refresh(guest=template)
+        except ProxmoxError as exc:
+            return {template.node.name}, (f"the template's disks are not known (reading its configuration failed: "
+                                          f"{exc}), so only its own node {template.node.name} is sure to work")
+        template.refresh_from_db(fields=["config"])
+    storages = dict.fromkeys(_template_storages(template))
+    shared = {s.storage for s in storage_list(user=user).filter(cluster=cluster, storage__in=storages, shared=True)}
+    local = [name for name in storages if name not in shared]
+    if local:
+        return {template.node.name}, (f"the template's disks are on {', '.join(local)}, local to node "
+                                      f"{template.node.name} (or not in the inventory yet)")
+    return None, ""
+
+
 def _template_storages(template: Guest) -> list[str]:
     names = []
     for disk in guest_config.disks(template.config or {}, "qemu"):
@@ -159,7 +219,8 @@ def _template_storages(template: Guest) -> list[str]:
 
 def plan_vm(*, user, data: dict) -> tuple[dict | None, FieldErrors]:
     """Check a VM request against the inventory; returns (plan, {}) or (None, field errors).
-    Reads the database only. The plan holds the Proxmox parameters (no vmid yet, no secrets)."""
+    Reads the database (and a template's config once, see _template_placement). The plan holds
+    the Proxmox parameters (no vmid yet, no secrets)."""
     data = {**DEFAULTS, **{k: v for k, v in data.items() if v is not None}}
     errors = FieldErrors()
     cluster = _cluster(errors, user, data)
@@ -214,22 +275,23 @@ def plan_vm(*, user, data: dict) -> tuple[dict | None, FieldErrors]:
             errors.add("ssh_keys", problem)
         ci = {"user": user_name, "keys": keys}
     # Placement: where the disk storage, the ISO and the template's disks can be reached.
-    allowed = None
+    allowed, allowed_reason = None, ""
     needs = [("storage", storage_rows), ("iso", iso_rows)]
     if template is not None:
-        local = [n for n in _template_storages(template)
-                 if not any(s.shared for s in storage_list(user=user).filter(cluster=cluster, storage=n))]
-        if local or not template.config:  # unknown config: only the template's own node is sure to work
-            allowed = {template.node.name}
+        allowed, allowed_reason = _template_placement(user, cluster, template)
         if not full:
             template_rows = [list(storage_list(user=user).filter(cluster=cluster, storage=n))
                              for n in _template_storages(template)]
             needs += [("template", rows) for rows in template_rows if rows]
     need_bytes = (max(common["disk_size"] or 0, template_gib) * GiB) if full else 0
+    extras = extensions.plan_extras(user=user, cluster=cluster, data=data, kind="qemu", errors=errors)
     node, reason = (None, "")
     if cluster is not None and not any(f in errors for f in ("storage", "iso", "template")):
         node, reason = _placement(errors, user, cluster, data, needs=needs, memory=common["memory"],
-                                  cores=common["cores"], allowed_nodes=allowed,
+                                  cores=common["cores"], allowed_nodes=allowed, allowed_reason=allowed_reason,
+                                  extras=extras,  # e.g. only nodes with a free GPU of the profile
+                                  # a linked clone stays beside its base unless asked otherwise
+                                  prefer=template.node.name if template is not None and not full else "",
                                   space=("storage", storage_rows, need_bytes) if storage_rows else None)
     if errors:
         return None, errors
@@ -273,6 +335,7 @@ def plan_vm(*, user, data: dict) -> tuple[dict | None, FieldErrors]:
             clone["pool"] = common["pool"]
         plan.update(clone=clone, config=config, template_vmid=template.vmid, template_node=template.node.name,
                     template_name=template.name, clone_mode="full" if full else "linked")
+    extensions.apply(plan, extras)
     return plan, errors
 
 
@@ -295,17 +358,20 @@ def plan_ct(*, user, data: dict) -> tuple[dict | None, FieldErrors]:
     password = data.get("password") or ""
     if password and len(password) < PASSWORD_MIN:
         errors.add("password", f"must be at least {PASSWORD_MIN} characters")
+    elif len(password) > PASSWORD_MAX:
+        errors.add("password", f"must be at most {PASSWORD_MAX} characters")
     keys, problems = parse_ssh_keys(data.get("ssh_keys") or "")
     for problem in problems:
         errors.add("ssh_keys", problem)
     if not password and not keys and not problems:
         errors.add("password", "give a root password or at least one SSH public key")
     storage_rows = _disk_storage(errors, user, cluster, data, "rootdir")
+    extras = extensions.plan_extras(user=user, cluster=cluster, data=data, kind="lxc", errors=errors)
     node, reason = (None, "")
     if not any(f in errors for f in ("storage", "ostemplate")):
         node, reason = _placement(
             errors, user, cluster, data, needs=[("storage", storage_rows), ("ostemplate", template_rows)],
-            memory=common["memory"], cores=common["cores"],
+            memory=common["memory"], cores=common["cores"], extras=extras,
             space=("storage", storage_rows, (common["disk_size"] or 0) * GiB))
     if errors:
         return None, errors
@@ -331,4 +397,5 @@ def plan_ct(*, user, data: dict) -> tuple[dict | None, FieldErrors]:
             "source": "vztmpl", "start": common["start"], "disk_size": common["disk_size"],
             "storage": storage_rows[0].storage, "pool": common["pool"], "create": create,
             "has_password": bool(password)}
+    extensions.apply(plan, extras)
     return plan, errors

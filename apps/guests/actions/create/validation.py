@@ -25,6 +25,10 @@ TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+.-]*$")  # pve-tag
 POOL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")  # pve-poolid
 CI_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 PASSWORD_MIN = 8
+# Bounds checked before anything is queued (Proxmox sets none for these, its config files stay small).
+PASSWORD_MAX = 256
+MAX_TAGS, TAG_MAX_LENGTH = 32, 64
+SSH_KEYS_MAX_BYTES, SSH_KEYS_MAX_COUNT = 16 * 1024, 32
 DEFAULTS = {
     "source": "iso", "clone": "linked", "cores": 2, "memory": 2048, "disk_size": 32, "bridge": "vmbr0",
     "firewall": True, "ostype": "l26", "ip_mode": "dhcp", "unprivileged": True, "nesting": False, "swap": 512,
@@ -57,6 +61,8 @@ def check_range(errors: FieldErrors, data: dict, field: str, limits: tuple[int, 
 def parse_ssh_keys(text: str) -> tuple[list[str], list[str]]:
     """One OpenSSH public key per line -> (keys, problems); parsed with `cryptography`."""
     keys, problems = [], []
+    if len((text or "").encode()) > SSH_KEYS_MAX_BYTES:
+        return [], [f"at most {SSH_KEYS_MAX_BYTES // 1024} KiB of keys"]
     for number, line in enumerate((text or "").splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -70,7 +76,16 @@ def parse_ssh_keys(text: str) -> tuple[list[str], list[str]]:
             problems.append(f"line {number}: unsupported key ({exc})")
             continue
         keys.append(line)
+    if len(keys) > SSH_KEYS_MAX_COUNT:
+        problems.append(f"at most {SSH_KEYS_MAX_COUNT} keys, got {len(keys)}")
     return keys, problems
+
+
+def tag_problems(tags: list[str]) -> list[str]:
+    """Count and length bounds of a tag list (each tag's characters are checked by the caller)."""
+    if len(tags) > MAX_TAGS:
+        return [f"at most {MAX_TAGS} tags, got {len(tags)}"]
+    return [f"'{tag[:20]}…' is longer than {TAG_MAX_LENGTH} characters" for tag in tags if len(tag) > TAG_MAX_LENGTH]
 
 
 def parse_tags(value) -> list[str]:

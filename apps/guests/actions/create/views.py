@@ -6,21 +6,24 @@ import re
 
 from django import forms
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.urls import path
 from django.views import View
 
 from apps.core.models import AuditResult
-from apps.core.scoping import is_operator
 from apps.core.services import audit_log
 from apps.nodes.choices import NodeStatus
 from apps.nodes.selectors import cluster_list, node_list
 from apps.operations.live import progress_context
+from apps.operations.models import Operation
+from apps.permissions.policy import check
 from apps.storage.selectors import storage_content_list, storage_list
 
 from ...choices import GuestType
+from ...quota_views import wizard_tenant
 from ...selectors import guest_list
 from ..common import partial
+from . import extensions
 from .plans import plan_ct, plan_vm
 from .services import guest_create_ct, guest_create_vm
 from .validation import CT_DEFAULTS, DEFAULTS, PASSWORD_MIN, VM_OSTYPES, free_bytes, size_label
@@ -35,7 +38,7 @@ VM_STEPS = [
                               "ostype"]),
     ("cloudinit", "Cloud-init", ["cloudinit", "ci_user", "ssh_keys", "ip_mode", "ip", "gateway", "nameservers",
                                  "searchdomain"]),
-    ("placement", "Placement", ["node"]),
+    ("placement", "Placement", ["node", "gpu_profile"]),
     ("review", "Review", ["tags", "pool", "start"]),
 ]
 CT_STEPS = [
@@ -44,7 +47,7 @@ CT_STEPS = [
                                "nesting"]),
     ("access", "Network & access", ["bridge", "vlan", "firewall", "ip_mode", "ip", "gateway", "nameservers",
                                     "searchdomain", "password", "ssh_keys"]),
-    ("placement", "Placement", ["node"]),
+    ("placement", "Placement", ["node", "gpu_profile"]),
     ("review", "Review", ["tags", "pool", "start"]),
 ]
 _IP_MODES = [("dhcp", "DHCP"), ("static", "Static")]
@@ -82,8 +85,11 @@ def _node_choices(user) -> list[tuple[str, str]]:
 
 
 def known_bridges(user, limit: int = 500) -> list[str]:
-    """Bridges seen in the cached guest configs (the inventory has no node network list), vmbr0 first."""
-    found = {"vmbr0"}
+    """Bridges the nodes report (GET /nodes/{node}/network, recorded by apps.nodes.versions) and those
+    seen in the cached guest configs, vmbr0 first."""
+    from apps.nodes.models import Node
+
+    found = {"vmbr0"} | {b for bridges in Node.objects.values_list("bridges", flat=True) for b in bridges or []}
     for config in guest_list(user=user).exclude(config={}).values_list("config", flat=True)[:limit]:
         for key, value in (config or {}).items():
             if re.fullmatch(r"net\d+", key):
@@ -128,6 +134,9 @@ class _WizardForm(forms.Form):
         self.fields["bridge"].widget.attrs["list"] = "bridge-list"
         self.fields["pool"].widget.attrs["list"] = "pool-list"
         self.pools = sorted(set(guest_list(user=user).exclude(pool="").values_list("pool", flat=True)))
+        for name, label, choices, help_text in extensions.form_fields(  # e.g. the GPU profile
+                user=user, kind="qemu" if self.content == "images" else "lxc"):
+            self.fields[name] = forms.ChoiceField(required=False, label=label, choices=choices, help_text=help_text)
 
     def data_for_service(self) -> dict:
         self.is_valid()
@@ -203,13 +212,15 @@ def _review(plan: dict) -> list[tuple[str, str]]:
     if plan["type"] == "lxc":
         rows.append(("Options", ", ".join(["unprivileged" if spec.get("unprivileged") else "privileged"]
                                           + (["nesting"] if spec.get("features") else []))))
+    rows.extend(tuple(row) for row in plan.get("review_extra") or [])
     rows.append(("Node", f"{plan['node']} ({plan['placement']})"))
     return rows
 
 
 class GuestCreateWizardView(LoginRequiredMixin, View):
-    """GET: the wizard at its first step. POST `_nav` = next | back | goto:<step> | create: re-plan
-    on the server; create queues the operation and answers its live progress panel."""
+    """GET: the wizard at its first step. POST `_nav` = next | back | goto:<step> | refresh | create:
+    re-plan on the server (refresh: the same step again, e.g. the placement table after a new GPU
+    choice); create queues the operation and answers its live progress panel."""
 
     kind = "vm"
 
@@ -219,7 +230,7 @@ class GuestCreateWizardView(LoginRequiredMixin, View):
             return VmWizardForm, VM_STEPS, plan_vm, guest_create_vm, DEFAULTS
         return CtWizardForm, CT_STEPS, plan_ct, guest_create_ct, CT_DEFAULTS
 
-    def _render(self, request, form, steps, step, errors=None, plan=None):
+    def _render(self, request, form, steps, step, errors=None, plan=None, placement=None):
         names = [s[0] for s in steps]
         index = names.index(step)
         shown = {f for _, _, fields in steps[:index + 1] for f in fields}
@@ -230,23 +241,24 @@ class GuestCreateWizardView(LoginRequiredMixin, View):
             for message in messages:
                 form.add_error(target, message if target else f"{field}: {message}")
         context = {"form": form, "steps": steps, "step": step, "step_index": index, "kind": self.kind,
+                   "quota_tenant": wizard_tenant(request),
                    "review": _review(plan) if plan and step == "review" else None,
+                   # Every node's verdict (can take it, or why not: no free GPU, memory, storage...).
+                   "placement_nodes": placement if step == "placement" else None,
                    "title": "Create a VM" if self.kind == "vm" else "Create a container"}
         is_htmx = request.headers.get("HX-Request") == "true"
         return partial(request, "guests/create/partials/wizard.html" if is_htmx else "guests/create/wizard.html",
                         context)
 
     def get(self, request):
-        if not is_operator(request.user):
-            raise PermissionDenied("only operators may create guests until tenancy exists")
+        check(request.user, "guest.create", request=request)  # 403 (audited) for who may not
         form_class, steps, _, _, defaults = self.spec
         initial = {**defaults, "cloudinit": False}
         form = form_class(user=request.user, initial=initial)
         return self._render(request, form, steps, "source")
 
     def post(self, request):
-        if not is_operator(request.user):
-            raise PermissionDenied("only operators may create guests until tenancy exists")
+        check(request.user, "guest.create", request=request)
         form_class, steps, plan_fn, create_fn, _ = self.spec
         names = [s[0] for s in steps]
         step = request.POST.get("_step") if request.POST.get("_step") in names else names[0]
@@ -259,23 +271,38 @@ class GuestCreateWizardView(LoginRequiredMixin, View):
         for field, messages in type_errors.items():
             errors.setdefault(field, []).extend(messages)
         index = names.index(step)
+        placement = getattr(errors, "placement", None)
+        if nav == "refresh":
+            return self._render(request, form, steps, step, None, plan, placement)
         if nav == "back":
-            return self._render(request, form, steps, names[max(0, index - 1)])
+            return self._render(request, form, steps, names[max(0, index - 1)], None, plan, placement)
         if nav.startswith("goto:") and nav[5:] in names[:index]:
-            return self._render(request, form, steps, nav[5:])
+            return self._render(request, form, steps, nav[5:], None, plan, placement)
         upto = len(names) if nav == "create" else index + 1
         bad = [i for i, (_, _, fields) in enumerate(steps[:upto]) if any(f in errors for f in fields)]
         if bad or (nav == "create" and errors):
-            return self._render(request, form, steps, names[bad[0]] if bad else step, errors)
+            return self._render(request, form, steps, names[bad[0]] if bad else step, errors, None, placement)
+        if not errors and (tenant := wizard_tenant(request)) is not None:  # over quota: said on its field now
+            from ...quotas import CREATE_FIELDS, create_amounts, preview_errors
+
+            spec = plan.get("create") or plan.get("config") or {}
+            over = preview_errors(tenant, create_amounts(cores=spec.get("cores"), memory_mib=spec.get("memory"),
+                                                         disk_gib=plan.get("disk_size")), CREATE_FIELDS)
+            bad = [i for i, (_, _, fields) in enumerate(steps[:upto]) if any(f in over for f in fields)]
+            if bad:
+                return self._render(request, form, steps, names[bad[0]], over)
         if nav != "create":
             # The next step starts clean: its errors show once the user has had a go at it.
-            return self._render(request, form, steps, names[min(index + 1, len(names) - 1)], None, plan)
+            return self._render(request, form, steps, names[min(index + 1, len(names) - 1)], None, plan, placement)
         try:
             operation = create_fn(user=request.user, data=data)
-        except ValidationError as exc:  # e.g. no free vmid / cluster unreachable at submit time
-            return self._render(request, form, steps, step, exc.message_dict, plan)
+        except ValidationError as exc:  # e.g. no free vmid, over quota: shown at the step of its field
+            at = [name for name, _, fields in steps if any(f in exc.message_dict for f in fields)]
+            return self._render(request, form, steps, at[0] if at else step, exc.message_dict, plan)
         audit_log(user=request.user, action="guests.guest_create", target=operation.target_repr,
                   result=AuditResult.ACCEPTED, request=request, detail={"operation": str(operation.pk)})
+        if not isinstance(operation, Operation):  # an ApprovalRequest: waits for an operator
+            return partial(request, "approvals/partials/submitted.html", {"approval": operation, "plan": plan})
         return partial(request, "guests/create/partials/submitted.html",
                         {**progress_context(operation), "plan": plan, "kind": self.kind})
 

@@ -1,30 +1,49 @@
 """What the Celery tasks `guests.guest_create` and `guests.guest_create_cleanup` run: create or
-clone on Proxmox, configure, resize, start, re-sync; a failed run removes what it made."""
+clone on Proxmox, configure, resize, start, re-sync; a run that failed on Proxmox removes what it
+made.
+
+Each step is recorded on the operation (step markers) and is idempotent (it compares the guest
+with what was asked), so a run whose worker died is resumed by the reconciler from its step. A
+failure of our own bookkeeping (database, Redis) after Proxmox did the work never removes the
+guest: the error names the steps not applied and the guest is kept."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
 
 from celery import shared_task
-from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
-from apps.core.fields import decrypt
 from apps.operations.choices import OperationStatus
 from apps.operations.clients import client_for
 from apps.operations.models import Operation
-from apps.operations.services import OperationReporter, follow_upid, heartbeat_timeout, run_operation
+from apps.operations.services import (
+    OperationCancelled,
+    OperationReporter,
+    follow_upid,
+    heartbeat_timeout,
+    operation_step,
+    operation_step_done,
+    register_resumable,
+    run_operation,
+    steps_left,
+)
 from apps.operations.signals import operation_finished
-from apps.proxmox import ProxmoxError, ProxmoxUnreachable, follow_task, parse_upid, task_ok
+from apps.permissions.policy import pool_tenant
+from apps.proxmox import GuestRef, ProxmoxError, ProxmoxUnreachable, follow_task, parse_upid, task_ok
+from apps.proxmox import cluster as pve_cluster
+from apps.proxmox import explain as proxmox_explain
+from apps.proxmox import guests as pve_guests
 
 from ... import config as guest_config
 from ... import services as guest_services
 from ...models import Guest, VmidReservation
-from .services import secret_cache_key
+from . import extensions
 from .validation import GiB, MiB
 
 
@@ -36,33 +55,20 @@ class CreateError(ProxmoxError):
     """A creation step failed; the message says which, in words, then Proxmox's exact text."""
 
 
-_REASONS = [
-    (re.compile(r"not enough free space|No space left|storage full", re.I), "the storage is full"),
-    (re.compile(r"no quorum"), "the cluster has no quorum"),
-    (re.compile(r"already exists"), "the VMID is already used on Proxmox"),
-    (re.compile(r"is locked \((?P<lock>[\w-]+)\)"), "the guest is locked"),
-    (re.compile(r"does not exist"), "something it needs does not exist on Proxmox"),
-    (re.compile(r"Parameter verification failed|value does not look like|invalid", re.I), "Proxmox rejected a value"),
-]
-
-
 def _fail(step: str, plan: dict, vmid: int, exc: ProxmoxError) -> CreateError:
     kind = "VM" if plan["type"] == "qemu" else "CT"
-    if isinstance(exc, ProxmoxUnreachable):
-        reason = f"node {plan['node']} or the cluster is unreachable"
-    else:
-        reason = next((say for pattern, say in _REASONS if pattern.search(str(exc))), "")
     head = f"Could not create {kind} {vmid} ({plan['name']}): {step} failed"
-    return CreateError(f"{head}: {reason}. Proxmox said: {exc}" if reason else f"{head}. Proxmox said: {exc}",
+    return CreateError(proxmox_explain.explain(head, exc, scope="create", node=plan["node"], said=str(exc)),
                        status=exc.status)
 
 
 def _find(client, vmid: int) -> dict | None:
-    """The guest with `vmid` as /cluster/resources lists it (one call), or None."""
-    for item in client.get("cluster/resources", type="vm") or []:
-        if str(item.get("vmid")) == str(vmid):
-            return item
-    return None
+    """The guest with `vmid` as /cluster/resources lists it, or None."""
+    return pve_cluster.find_guest(client, vmid)
+
+
+def _ref(plan: dict, vmid: int) -> GuestRef:
+    return GuestRef(plan["node"], plan["type"], vmid)
 
 
 def _ours(operation: Operation, plan: dict, found: dict) -> bool:
@@ -95,10 +101,10 @@ def _remove(client, plan: dict, vmid: int, reporter: OperationReporter) -> None:
         if not found.get("lock") or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    base = f"nodes/{found['node']}/{found['type']}/{vmid}"
+    ref = GuestRef(found["node"], found["type"], vmid)
     if found.get("status") == "running":
-        _wait(client, client.post(f"{base}/status/stop"), reporter)
-    _wait(client, client.delete(base, purge=1, **{"destroy-unreferenced-disks": 1}), reporter)
+        _wait(client, pve_guests.power(client, ref, "stop"), reporter)
+    _wait(client, pve_guests.destroy(client, ref, purge=True, unreferenced_disks=True), reporter)
     reporter.event(f"Removed {vmid} from Proxmox", level="warning")
 
 
@@ -116,31 +122,41 @@ def _boot_disk(config: dict) -> tuple[str, int] | None:
     return None
 
 
-def _after_clone(operation, reporter, client, plan: dict, vmid: int) -> None:
-    """Hardware and cloud-init settings (one config PUT), then grow the disk to the asked size."""
-    base = f"nodes/{plan['node']}/qemu/{vmid}"
-    settings = dict(plan["config"])
-    current = client.get(f"{base}/config") or {}
+def _apply_config(reporter, client, plan: dict, vmid: int) -> None:
+    """Hardware and cloud-init settings in one config PUT, only the keys that differ from the
+    guest's config (so a resumed run re-applies nothing already there)."""
+    current, _ = pve_guests.config(client, _ref(plan, vmid))
+    settings = {key: value for key, value in plan["config"].items() if str(current.get(key, "")) != str(value)}
     if plan.get("cloudinit") and not any("cloudinit" in str(v) for v in current.values()):
         boot = _boot_disk(current)
         storage = plan.get("storage") or (str(current.get(boot[0], "")).split(":", 1)[0] if boot else "")
         slot = next((k for k in ("ide0", "ide1", "ide3", "sata5") if k not in current), None)
         if storage and slot:
             settings[slot] = f"{storage}:cloudinit"
-    try:
-        client.put(f"{base}/config", **settings)
-    except ProxmoxError as exc:
-        raise _fail("applying the hardware and cloud-init settings", plan, vmid, exc) from exc
-    reporter.event("Applied hardware and cloud-init settings", progress=PROGRESS["config"])
-    boot = _boot_disk(client.get(f"{base}/config") or {})
-    if boot and plan["disk_size"] * GiB > boot[1]:
+    if settings:
         try:
-            upid = client.put(f"{base}/resize", disk=boot[0], size=f"{plan['disk_size']}G")
+            pve_guests.update_config(client, _ref(plan, vmid), **settings)
+        except ProxmoxError as exc:
+            raise _fail("applying the hardware and cloud-init settings", plan, vmid, exc) from exc
+    reporter.event("Applied hardware and cloud-init settings" if settings else
+                   "Hardware and cloud-init settings already applied", progress=PROGRESS["config"])
+
+
+def _grow_disk(operation, reporter, client, plan: dict, vmid: int) -> None:
+    """Grow the boot disk to the asked size, unless it already has it (or a resize task of an
+    earlier run is still going: that one is followed instead)."""
+    try:
+        if operation.current_upid and parse_upid(operation.current_upid).type == "resize":
+            follow_upid(operation, client, None, operation.current_upid, reporter=reporter,
+                        progress_range=PROGRESS["resize"])
+        boot = _boot_disk(pve_guests.config(client, _ref(plan, vmid))[0])
+        if boot and plan["disk_size"] * GiB > boot[1]:
+            upid = pve_guests.resize(client, _ref(plan, vmid), boot[0], f"{plan['disk_size']}G")
             if upid:
                 follow_upid(operation, client, plan["node"], upid, reporter=reporter, progress_range=PROGRESS["resize"])
-        except ProxmoxError as exc:
-            raise _fail(f"growing disk {boot[0]}", plan, vmid, exc) from exc
-        reporter.event(f"Disk {boot[0]} grown to {plan['disk_size']} GiB", progress=PROGRESS["resize"][1])
+            reporter.event(f"Disk {boot[0]} grown to {plan['disk_size']} GiB", progress=PROGRESS["resize"][1])
+    except ProxmoxError as exc:
+        raise _fail("growing the disk", plan, vmid, exc) from exc
 
 
 def sync_guest(client, cluster_id: int, vmid: int) -> Guest | None:
@@ -153,6 +169,7 @@ def sync_guest(client, cluster_id: int, vmid: int) -> Guest | None:
         return None
     node_ids = dict(Node.objects.filter(cluster_id=cluster_id).values_list("name", "id"))
     want = guest_services._desired_guest(item, node_ids, timezone.now())
+    want["tenant_id"] = pool_tenant(cluster_id, want["pool"])  # in a tenant's pool: the tenant's, as at sync
     try:
         with transaction.atomic():
             guest, _ = Guest.objects.update_or_create(cluster_id=cluster_id, vmid=vmid, defaults=want)
@@ -170,7 +187,7 @@ def sync_guest(client, cluster_id: int, vmid: int) -> Guest | None:
 
 def _release(operation: Operation) -> None:
     VmidReservation.objects.filter(operation_id=operation.pk).delete()
-    cache.delete(secret_cache_key(operation.pk))
+    Operation.objects.filter(pk=operation.pk).update(secret=None)  # the CT password is no longer needed
 
 
 def _finish_target(operation: Operation, guest: Guest) -> None:
@@ -179,61 +196,148 @@ def _finish_target(operation: Operation, guest: Guest) -> None:
                                                      target_repr=str(guest)[:200])
 
 
+def _retrying(fn, reporter: OperationReporter, what: str, attempts: int = 6):
+    """Our own bookkeeping after Proxmox did its part: retried, never a reason to undo the guest."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except DatabaseError as exc:
+            if attempt == attempts - 1:
+                raise
+            logger.warning("%s failed (%s); retrying", what, exc)
+            time.sleep(min(2 ** attempt, 10))
+
+
+def _steps(plan: dict) -> list[str]:
+    """The steps of this creation, in order (what the operation's step markers name)."""
+    first = ["clone", "config", "resize"] if plan["source"] == "template" else ["create"]
+    added = [name for name, _ in extensions.create_steps(plan)]  # e.g. a container's GPU device nodes
+    return first + added + (["start"] if plan["start"] else []) + ["sync"]
+
+
+_STEP_WORDS = {"clone": "clone", "create": "create", "config": "hardware and cloud-init settings",
+               "resize": "disk resize", "start": "start", "sync": "inventory update"}
+_CREATE_TYPES = ("qmcreate", "vzcreate", "qmclone")
+
+
+def _really_failed(exc: ProxmoxError) -> bool:
+    """Proxmox answered and refused or failed the step; not merely unreachable (state unknown)."""
+    return not isinstance(exc, ProxmoxUnreachable) and not isinstance(exc.__cause__, ProxmoxUnreachable)
+
+
+def _not_applied(operation: Operation, plan: dict) -> str:
+    operation.refresh_from_db(fields=["steps_done"])
+    words = {**_STEP_WORDS, **dict(extensions.create_steps(plan))}
+    left = [words.get(step, step) for step in steps_left(operation, _steps(plan))]
+    return f"steps not applied: {', '.join(left)}" if left else "every step was applied"
+
+
+def _check_not_taken(operation, plan: dict, vmid: int, kind: str, found: dict | None) -> None:
+    if found is not None and not _ours(operation, plan, found):
+        raise CreateError(f"Could not create {kind} {vmid} ({plan['name']}): VMID {vmid} was taken on Proxmox "
+                          f"outside the portal by '{found.get('name', '')}'; that guest was left alone")
+
+
+def _create_step(operation, reporter, client, plan: dict, vmid: int, kind: str, found: dict | None) -> None:
+    """Create or clone, unless a guest of ours is already there (a retried or resumed run): then
+    follow its create task if it is the one we recorded, and create nothing."""
+    if found is not None:
+        reporter.event(f"{kind} {vmid} already exists on Proxmox (this run is a retry): not creating it again")
+        if operation.current_upid and parse_upid(operation.current_upid).type in _CREATE_TYPES:
+            try:
+                follow_upid(operation, client, None, operation.current_upid, reporter=reporter,
+                            progress_range=PROGRESS["create"])
+            except (CreateError, OperationCancelled):
+                raise
+            except ProxmoxError as exc:
+                raise _fail("cloning the template" if plan["source"] == "template" else "creating it",
+                            plan, vmid, exc) from exc
+        return
+    upid = _start(client, plan, vmid, operation)
+    try:
+        follow_upid(operation, client, None, upid, reporter=reporter, progress_range=PROGRESS["create"])
+    except (CreateError, OperationCancelled):
+        raise
+    except ProxmoxError as exc:
+        raise _fail("cloning the template" if plan["source"] == "template" else "creating it",
+                    plan, vmid, exc) from exc
+
+
 def run_create(operation: Operation, reporter: OperationReporter, *, plan: dict, vmid: int) -> dict:
     """Worker side of guest_create_vm/ct (see the module docstring for the guarantees)."""
     if not VmidReservation.objects.filter(operation_id=operation.pk, vmid=vmid).exists():
         raise CreateError(f"the reservation of VMID {vmid} is gone (the operation was cleaned up); nothing was done")
     kind = "VM" if plan["type"] == "qemu" else "CT"
     client = client_for(plan["cluster_id"])
-    created = False
+    first = "clone" if plan["source"] == "template" else "create"
+    # True once this operation may have made something on Proxmox (only that is ever removed).
+    made = bool(operation.steps_done)
+    guest = None
     try:
-        found = _find(client, vmid)
-        if found is not None:
-            if not _ours(operation, plan, found):
-                raise CreateError(f"Could not create {kind} {vmid} ({plan['name']}): VMID {vmid} was taken on Proxmox "
-                                  f"outside the portal by '{found.get('name', '')}'; that guest was left alone")
-            created = True
-            reporter.event(f"{kind} {vmid} already exists on Proxmox (this run is a retry): not creating it again")
-            if operation.current_upid and parse_upid(operation.current_upid).type in ("qmcreate", "vzcreate", "qmclone"):
-                follow_upid(operation, client, None, operation.current_upid, reporter=reporter,
-                            progress_range=PROGRESS["create"])
-        else:
-            created = True  # from here a failure may have left something: clean-up checks Proxmox
-            upid = _start(client, plan, vmid, operation)
-            try:
-                follow_upid(operation, client, None, upid, reporter=reporter, progress_range=PROGRESS["create"])
-            except CreateError:
-                raise
-            except ProxmoxError as exc:
-                raise _fail("cloning the template" if plan["source"] == "template" else "creating it",
-                            plan, vmid, exc) from exc
-        reporter.event(f"{kind} {vmid} created on {plan['node']}", progress=PROGRESS["create"][1])
+        if not operation_step(operation, first):
+            found = _find(client, vmid)
+            _check_not_taken(operation, plan, vmid, kind, found)  # someone else's guest: never touched
+            made = True
+            _create_step(operation, reporter, client, plan, vmid, kind, found)
+            reporter.event(f"{kind} {vmid} created on {plan['node']}", progress=PROGRESS["create"][1])
+            operation_step_done(operation, first)
+        made = True
         if plan["source"] == "template":
-            _after_clone(operation, reporter, client, plan, vmid)
-        if plan["start"]:
+            if not operation_step(operation, "config"):
+                _apply_config(reporter, client, plan, vmid)
+                operation_step_done(operation, "config")
+            if not operation_step(operation, "resize"):
+                _grow_disk(operation, reporter, client, plan, vmid)
+                operation_step_done(operation, "resize")
+        for step, _ in extensions.create_steps(plan):  # idempotent, like every step
+            if not operation_step(operation, step):
+                extensions.run_create_step(step, operation=operation, reporter=reporter, client=client, plan=plan,
+                                           vmid=vmid)
+                operation_step_done(operation, step)
+        if plan["start"] and not operation_step(operation, "start"):
             _power_on(operation, reporter, client, plan, vmid)
+            operation_step_done(operation, "start")
+        operation_step(operation, "sync")
         try:
             guest = sync_guest(client, plan["cluster_id"], vmid)
             reporter.event(f"{kind} {vmid} is in the inventory", progress=PROGRESS["sync"])
         except Exception as exc:  # the guest is fine; never undo a good create over a read
             logger.warning("targeted sync of %s failed", vmid, exc_info=True)
             reporter.event(f"{kind} {vmid} will show at the next sync (reading it failed: {exc})", level="warning")
-            guest = None
-        with transaction.atomic():
-            if guest is not None:
-                _finish_target(operation, guest)
-            _release(operation)
+
+        def bookkeeping():
+            with transaction.atomic():
+                if guest is not None:
+                    _finish_target(operation, guest)
+                _release(operation)
+
+        _retrying(bookkeeping, reporter, f"bookkeeping of new {kind} {vmid}")
+        operation_step_done(operation, "sync")
         return {"vmid": vmid, "node": plan["node"], "guest": guest.pk if guest else None}
-    except BaseException:
-        if created:
+    except (OperationCancelled, ProxmoxError) as exc:
+        if made and not (isinstance(exc, ProxmoxError) and not _really_failed(exc)):
             try:
                 _remove(client, plan, vmid, reporter)
             except Exception as cleanup_exc:  # keep the reservation: the janitor retries the clean-up
                 logger.exception("clean-up of %s failed", vmid)
                 reporter.event(f"Clean-up of {vmid} failed ({cleanup_exc}); it will be retried", level="error")
                 raise
+            _release(operation)
+            raise
         _release(operation)
-        raise
+        if not made:
+            raise
+        # Unreachable mid-way: what Proxmox did is unknown, so nothing is removed.
+        raise CreateError(f"{exc}. {kind} {vmid} was left as it is on Proxmox; {_not_applied(operation, plan)}",
+                          status=exc.status) from exc
+    except Exception as exc:  # our own bookkeeping (database, Redis) or our bug: never destroy for it
+        logger.exception("create of %s: bookkeeping failed", vmid)
+        with contextlib.suppress(Exception):
+            _release(operation)
+        if not made:
+            raise
+        raise CreateError(f"Could not finish creating {kind} {vmid} ({plan['name']}): {exc.__class__.__name__}: {exc}. "
+                          f"The {kind} was kept on Proxmox; {_not_applied(operation, plan)}") from exc
     finally:
         client.close()
 
@@ -241,17 +345,15 @@ def run_create(operation: Operation, reporter: OperationReporter, *, plan: dict,
 def _start(client, plan: dict, vmid: int, operation: Operation) -> str:
     try:
         if plan["source"] == "template":
-            return client.post(f"nodes/{plan['template_node']}/qemu/{plan['template_vmid']}/clone",
-                               newid=vmid, **plan["clone"])
+            template = GuestRef(plan["template_node"], "qemu", int(plan["template_vmid"]))
+            return pve_guests.clone(client, template, vmid, **plan["clone"])
         params = dict(plan["create"], vmid=vmid)
-        if plan["type"] == "lxc":
-            token = cache.get(secret_cache_key(operation.pk))
-            if plan.get("has_password"):
-                if not token:
-                    raise CreateError(f"the root password for CT {vmid} expired before a worker took the job; "
-                                      "submit the form again")
-                params["password"] = decrypt(token)
-        return client.post(f"nodes/{plan['node']}/{plan['type']}", **params)
+        if plan["type"] == "lxc" and plan.get("has_password"):
+            operation.refresh_from_db(fields=["secret"])
+            if not operation.secret:
+                raise CreateError(f"the root password for CT {vmid} is gone (the operation ended); nothing was done")
+            params["password"] = operation.secret
+        return pve_guests.create(client, plan["node"], plan["type"], **params)
     except CreateError:
         raise
     except ProxmoxError as exc:
@@ -259,28 +361,27 @@ def _start(client, plan: dict, vmid: int, operation: Operation) -> str:
 
 
 def _power_on(operation, reporter, client, plan: dict, vmid: int) -> None:
+    """Start the guest unless it already runs (a start task of an earlier run is followed)."""
     try:
-        upid = client.post(f"nodes/{plan['node']}/{plan['type']}/{vmid}/status/start")
-        follow_upid(operation, client, plan["node"], upid, reporter=reporter, progress_range=PROGRESS["start"])
+        if operation.current_upid and parse_upid(operation.current_upid).type in ("qmstart", "vzstart"):
+            follow_upid(operation, client, None, operation.current_upid, reporter=reporter,
+                        progress_range=PROGRESS["start"])
+        if pve_guests.current(client, _ref(plan, vmid)).get("status") != "running":
+            upid = pve_guests.power(client, _ref(plan, vmid), "start")
+            follow_upid(operation, client, plan["node"], upid, reporter=reporter, progress_range=PROGRESS["start"])
     except ProxmoxError as exc:
         raise _fail("starting it", plan, vmid, exc) from exc
     reporter.event("Started", progress=PROGRESS["start"][1])
 
 
-def _stale(operation: Operation | None) -> bool:
-    """Running, but no heartbeat for the reconciler's timeout: the worker that ran it is gone."""
-    if operation is None or operation.status != OperationStatus.RUNNING:
-        return False
-    beat = operation.heartbeat_at
-    return beat is None or (timezone.now() - beat).total_seconds() > heartbeat_timeout()
-
-
 @shared_task(name="guests.guest_create")
-def guest_create(operation_id: str, plan: dict, vmid: int) -> None:
-    # A redelivered task whose first worker died resumes (run_create then finds its own guest).
-    operation = Operation.objects.filter(pk=operation_id).first()
+def guest_create(operation_id: str, plan: dict, vmid: int, resume_token: str | None = None) -> None:
+    # With resume_token (from the reconciler, after a worker died) it resumes from the step markers.
     run_operation(operation_id, lambda op, reporter: run_create(op, reporter, plan=plan, vmid=vmid),
-                  reattach=_stale(operation))
+                  resume_token=resume_token)
+
+
+register_resumable("guests.guest_create")
 
 
 @shared_task(name="guests.guest_create_cleanup")

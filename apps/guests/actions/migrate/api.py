@@ -9,13 +9,12 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core import api as _core_api  # noqa: F401  (loads DRF generics before our schema decorators run)
-from apps.core.models import AuditResult
-from apps.operations.api.serializers import OperationSerializer
+from apps.core.api import operation_handler
 from apps.proxmox import ProxmoxError, ProxmoxUnreachable
 
 from ... import services
-from ..common import accepted, audit, guest_or_404
+from ..base import GuestActionAPIView
+from ..common import guest_or_404
 from .plans import migrate_plan
 from .services import guest_migrate
 
@@ -62,22 +61,13 @@ class GuestMigrateTargetsAPIView(APIView):
         return Response(plan.as_dict())
 
 
-class GuestMigrateAPIView(APIView):
+class GuestMigrateAPIView(GuestActionAPIView):
     """Migrate the guest to `target` (202 with the operation; follow it for the percentage)."""
 
-    @extend_schema(request=MigrateRequestSerializer, responses={202: OperationSerializer},
-                   summary="Migrate the guest (live for running VMs, restart mode for running containers)")
-    def post(self, request, pk):
-        guest = guest_or_404(request, pk)
-        body = MigrateRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        try:
-            operation = guest_migrate(guest=guest, user=request.user, target=body.validated_data["target"])
-        except PermissionDenied as exc:
-            audit(request, "guests.guest_migrate", guest, result=AuditResult.DENIED)
-            raise exceptions.PermissionDenied(str(exc))
-        audit(request, "guests.guest_migrate", guest, operation, target=body.validated_data["target"])
-        return accepted(request, operation)
+    @operation_handler(serializer=MigrateRequestSerializer, audit="guests.guest_migrate", audit_fields=("target",),
+                       summary="Migrate the guest (live for running VMs, restart mode for running containers)")
+    def post(self, guest, data):
+        return guest_migrate(guest=guest, user=self.request.user, target=data["target"])
 
 
 api_urlpatterns = [

@@ -6,14 +6,18 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 
-from apps.core.scoping import is_operator
+from apps.core.units import binary_size
 from apps.operations.clients import client_for
+from apps.permissions.policy import check
+from apps.proxmox import borrowed
+from apps.proxmox import guests as pve_guests
 
 from ... import config as guest_config
 from ...choices import GuestType
 from ...models import Guest
+from . import extensions
 
 
 @dataclass
@@ -50,15 +54,6 @@ class MigratePlan:
         return asdict(self)
 
 
-def _size_text(size) -> str:
-    size = float(size or 0)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return ""
-
-
 def _node_reasons(reasons: dict, mapped_info: dict) -> list[str]:
     out = []
     for key, value in (reasons or {}).items():
@@ -92,8 +87,7 @@ def migrate_plan(*, guest: Guest, user, client=None) -> MigratePlan:
 
     One Proxmox call. Raises PermissionDenied, ValidationError (node unknown) or ProxmoxError
     (e.g. `VM is locked (backup)`, no quorum, node unreachable) with Proxmox's message."""
-    if not is_operator(user):
-        raise PermissionDenied("only operators may migrate guests until tenancy exists")
+    check(user, "guest.migrate", guest)
     if guest.node_id is None:
         raise ValidationError({"node": [f"the node of {guest} is not known yet; wait for the next sync"]})
     return _plan(guest, client)
@@ -102,29 +96,23 @@ def migrate_plan(*, guest: Guest, user, client=None) -> MigratePlan:
 def _plan(guest: Guest, client=None) -> MigratePlan:
     from apps.nodes.models import Node
 
-    own = client is None
-    client = client or client_for(guest.cluster_id)
-    try:
-        check = client.get(f"{guest.api_path}/migrate") or {}
-    finally:
-        if own:
-            client.close()
-    allowed = set(check.get("allowed_nodes", check.get("allowed-nodes")) or [])
-    refused = check.get("not_allowed_nodes", check.get("not-allowed-nodes")) or {}
-    mapped_info = check.get("mapped-resource-info") or {}
-    running = bool(int(check.get("running") or 0))
+    with borrowed(client, lambda: client_for(guest.cluster_id)) as client:
+        check = pve_guests.migrate_precheck(client, guest.ref, pve_version=guest.node.pve_version)
+    refused = check.not_allowed_nodes
+    mapped_info = check.mapped_resource_info
+    running = guest.is_running if check.running is None else check.running
     source = guest.node.name
 
     blockers, notes = [], []
-    local_resources = check.get("local_resources") or []
+    local_resources = check.local_resources
     if local_resources:
-        mapped = set(check.get("mapped-resources") or [])
+        mapped = set(check.mapped_resources)
         if running and set(local_resources) <= mapped:
             blockers.append(f"it is running with mapped device {', '.join(local_resources)}, which cannot move "
                             "while running; shut it down to migrate it offline")
         else:
             blockers.append(f"it uses devices that exist only on {source} ({', '.join(local_resources)})")
-    local_disks = check.get("local_disks") or []
+    local_disks = check.local_disks
     for disk in local_disks:
         if int(disk.get("cdrom") or 0):
             blockers.append(f"the local CD-ROM image {disk['volid']} is inserted; eject it first")
@@ -132,7 +120,7 @@ def _plan(guest: Guest, client=None) -> MigratePlan:
     disk_bytes = sum(int(d.get("size") or 0) for d in copied)
     if copied:
         notes.append("Local disks are copied to the target: " + ", ".join(
-            f"{d['volid']} ({_size_text(d.get('size'))})" for d in copied))
+            f"{d['volid']} ({binary_size(d.get('size') or 0)})" for d in copied))
     if guest.type == GuestType.LXC:
         disk_bytes = _config_disk_bytes(guest)
 
@@ -146,7 +134,12 @@ def _plan(guest: Guest, client=None) -> MigratePlan:
 
     online = {n.name: n.online and n.status == "online"
               for n in Node.objects.filter(cluster_id=guest.cluster_id).only("name", "online", "status")}
+    # Proxmox does not always name the targets (see MigrationPrecheck): then every online node is
+    # offered, and Proxmox's answer to the migrate call itself is the final word.
+    allowed = set(check.allowed_nodes) if check.allowed_nodes is not None else {n for n, up in online.items() if up}
     names = sorted((set(online) | allowed | set(refused)) - {source})
+    extra = extensions.refusals(guest=guest, running=running, nodes=names)  # e.g. a free GPU there
+    blockers += extra.blockers
     targets = []
     for name in names:
         reasons = _node_reasons(refused.get(name), mapped_info)
@@ -154,7 +147,7 @@ def _plan(guest: Guest, client=None) -> MigratePlan:
             reasons.insert(0, "the node is offline")
         if name not in allowed and not reasons:
             reasons.append("Proxmox does not offer it as a target")
-        reasons += blockers
+        reasons += extra.nodes.get(name, []) + blockers
         targets.append(MigrateTarget(node=name, allowed=not reasons, online=online.get(name, True), reasons=reasons))
     return MigratePlan(guest_id=guest.pk, source=source, running=running, mode=mode, mode_text=text,
                        targets=targets, blockers=blockers, notes=notes, local_disks=local_disks,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 
-from apps.core.scoping import is_operator
+from apps.operations.choices import ACTIVE_STATUSES
 from apps.operations.models import Operation
 from apps.operations.services import operation_create
+from apps.permissions.policy import check
 
 from ...models import Guest
 
@@ -20,8 +21,7 @@ def guest_migrate(*, guest: Guest, user, target: str) -> Operation:
     nothing is queued then."""
     from apps.nodes.models import Node
 
-    if not is_operator(user):
-        raise PermissionDenied("only operators may migrate guests until tenancy exists")
+    check(user, "guest.migrate", guest)  # placement is the operators' (apps.permissions.policy.ACTIONS)
     if guest.node_id is None:
         raise ValidationError({"node": [f"the node of {guest} is not known yet; wait for the next sync"]})
     target = (target or "").strip()
@@ -30,6 +30,14 @@ def guest_migrate(*, guest: Guest, user, target: str) -> Operation:
         raise ValidationError({"target": ["choose the node to migrate to"]})
     if node is None:
         raise ValidationError({"target": [f"'{target}' is not a node of cluster {guest.cluster}"]})
+    running = Operation.objects.filter(kind="guest.migrate", target_type=guest._meta.label_lower,
+                                       target_id=str(guest.pk), status__in=ACTIVE_STATUSES).first()
+    # Checked before "already on": mid-migration the inventory may show either node.
+    if running is not None or guest.lock == "migrate":
+        to = running.task_kwargs.get("target") if running is not None else None
+        where = f" to {to}" if to else ""
+        raise ValidationError({"target": [f"{guest.kind} {guest} is being migrated{where}; "
+                                          "wait until that migration ends"]})
     if node.pk == guest.node_id:
         raise ValidationError({"target": [f"{guest.kind} {guest} is already on {target}"]})
     if not node.online or node.status != "online":

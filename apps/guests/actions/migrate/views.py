@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.shortcuts import redirect
 from django.urls import path
-from django.views import View
 
-from apps.core.models import AuditResult
-from apps.core.views import is_partial
-from apps.operations.live import progress_context
+from apps.core.actions import error_text
 from apps.proxmox import ProxmoxError
 
 from ... import services
-from ..common import audit, guest_or_404, partial
+from ..base import GuestActionView
 from .plans import migrate_plan
 from .services import guest_migrate
 
@@ -24,52 +19,44 @@ class MigrateForm(forms.Form):
     target = forms.CharField(max_length=100, error_messages={"required": "choose the node to migrate to"})
 
 
-def _field_errors(exc: ValidationError) -> str:
-    return "; ".join(m for msgs in exc.message_dict.values() for m in msgs)
-
-
-class GuestMigrateView(LoginRequiredMixin, View):
+class GuestMigrateView(GuestActionView):
     """GET: the migrate dialog (targets from Proxmox's precheck); POST target=<node>: queue it and
     answer the operation's live progress panel (htmx) or redirect to the operation page."""
 
-    def _dialog(self, request, guest, *, error: str = "", selected: str = "", status: int = 200):
-        plan, plan_error = None, ""
+    form_class = MigrateForm
+    template_name = "guests/migrate/partials/migrate_dialog.html"
+    page_template_name = "guests/migrate/migrate.html"
+    error_context_name, error_keys, service_errors_as_text = "error", False, True
+    invalid_status, denied_status = 400, 403
+    success_template_name = "guests/migrate/partials/migrate_started.html"
+    redirect_full_page = True
+    audit_action, audit_fields = "guests.guest_migrate", ("target",)
+
+    def get_form_kwargs(self):
+        return {}
+
+    def get_context_data(self, **kwargs):
+        if "operation" in kwargs:
+            return super().get_context_data(**kwargs)
+        guest, plan, plan_error = self.object, None, ""
         try:
-            plan = migrate_plan(guest=guest, user=request.user)
+            plan = migrate_plan(guest=guest, user=self.request.user)
         except PermissionDenied as exc:
             plan_error = str(exc)
         except ValidationError as exc:
-            plan_error = _field_errors(exc)
+            plan_error = error_text(exc, keys=False)
         except ProxmoxError as exc:
             plan_error = services.explain_error("migrate", guest, exc).replace("Could not migrate",
                                                                                "Cannot migrate", 1)
-        template = "guests/migrate/partials/migrate_dialog.html" if is_partial(request) else \
-            "guests/migrate/migrate.html"
-        status = 200 if is_partial(request) else status  # htmx swaps only 2xx answers
-        return partial(request, template, {"guest": guest, "object": guest, "plan": plan, "plan_error": plan_error,
-                                           "error": error, "selected": selected}, status)
+        return super().get_context_data(object=guest, plan=plan, plan_error=plan_error, **kwargs)
 
-    def get(self, request, pk):
-        return self._dialog(request, guest_or_404(request, pk))
+    def form_invalid(self, form, error="", status=None, **extra):
+        # The dialog shows every reason in one line and keeps the node that was chosen.
+        error = error or "; ".join(m for messages in form.errors.values() for m in messages)
+        return super().form_invalid(form, error, status, selected=self.request.POST.get("target", ""), **extra)
 
-    def post(self, request, pk):
-        guest = guest_or_404(request, pk)
-        form = MigrateForm(request.POST)
-        target = request.POST.get("target", "")
-        try:
-            if not form.is_valid():
-                raise ValidationError({k: list(v) for k, v in form.errors.items()})
-            operation = guest_migrate(guest=guest, user=request.user, target=form.cleaned_data["target"])
-        except ValidationError as exc:
-            return self._dialog(request, guest, error=_field_errors(exc), selected=target, status=400)
-        except PermissionDenied as exc:
-            audit(request, "guests.guest_migrate", guest, result=AuditResult.DENIED)
-            return self._dialog(request, guest, error=str(exc), status=403)
-        audit(request, "guests.guest_migrate", guest, operation, target=operation.task_kwargs["target"])
-        if not is_partial(request):
-            return redirect(operation.get_absolute_url())
-        return partial(request, "guests/migrate/partials/migrate_started.html",
-                       {"guest": guest, **progress_context(operation)})
+    def perform(self, form):
+        return guest_migrate(guest=self.object, user=self.request.user, target=form.cleaned_data["target"])
 
 
 urlpatterns = [

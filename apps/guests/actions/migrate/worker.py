@@ -4,7 +4,6 @@ percentage from its log (MigrationProgress), failures explained in words, the ro
 from __future__ import annotations
 
 import logging
-import re
 import time
 
 from celery import shared_task
@@ -18,9 +17,14 @@ from apps.operations.services import (
     OperationReporter,
     follow_upid,
     poll_interval,
+    register_node_return,
     run_operation,
 )
-from apps.proxmox import ProxmoxError, ProxmoxTaskError, parse_upid
+from apps.proxmox import ProxmoxError, ProxmoxTaskError, ProxmoxUnreachable, parse_upid, tasklog
+from apps.proxmox import cluster as pve_cluster
+from apps.proxmox import explain as proxmox_explain
+from apps.proxmox import guests as pve_guests
+from apps.proxmox.tasklog import MigrationProgress
 
 from ... import services
 from ...choices import GuestType
@@ -33,108 +37,21 @@ logger = logging.getLogger(__name__)
 HA_WAIT = 600  # seconds to wait for the HA manager to carry out a requested migration
 
 
-_SIZE = r"(\d+(?:\.\d+)?)\s*([KMGT]i?B|B|[KMGT])?"
-_STATE_LINE = re.compile(rf"migration active, transferred {_SIZE} of {_SIZE} VM-state")
-_DISK_LINE = re.compile(rf"transferred {_SIZE} of {_SIZE}")
-_ZFS_TOTAL = re.compile(rf"total estimated size is {_SIZE}")
-_ZFS_SENT = re.compile(rf"\d\d:\d\d:\d\d\s+{_SIZE}\s+\S+@__migration__\s*$")
-
-
-def _bytes(number: str, unit: str | None) -> float:
-    unit = (unit or "").upper().replace("IB", "").rstrip("B")
-    return float(number) * 1024 ** " KMGT".index(unit or " ")
-
-
-class MigrationProgress:
-    """Percent of the whole migration from its log lines: the disk copy fills the first part (its
-    share is the disks' part of disks + memory), the VM state the rest. Never moves back."""
-
-    def __init__(self, disk_bytes: int, state_bytes: int):
-        total = disk_bytes + state_bytes
-        self.disk_share = disk_bytes / total if total else (0.0 if state_bytes else 1.0)
-        self.disk_bytes = disk_bytes
-        self.finished = 0.0  # bytes of the volumes already copied
-        self.volume = (0.0, 0.0)  # done, size of the volume being copied
-        self.percent = 0.0
-
-    def _volume(self, done: float, size: float) -> float:
-        old_done, old_size = self.volume
-        if old_size and (size != old_size or done < old_done):  # the next volume started
-            self.finished += old_size
-        self.volume = (done, size)
-        whole = max(self.disk_bytes, self.finished + size) or 1
-        return 100.0 * self.disk_share * min(1.0, (self.finished + done) / whole)
-
-    def __call__(self, line: str) -> float | None:
-        if match := _STATE_LINE.search(line):
-            done, size = _bytes(*match.group(1, 2)), _bytes(*match.group(3, 4))
-            percent = 100.0 * (self.disk_share + (1 - self.disk_share) * min(1.0, done / size if size else 0))
-        elif match := _DISK_LINE.search(line):
-            percent = self._volume(_bytes(*match.group(1, 2)), _bytes(*match.group(3, 4)))
-        elif match := _ZFS_TOTAL.search(line):
-            percent = self._volume(0.0, _bytes(*match.group(1, 2)))
-        elif (match := _ZFS_SENT.search(line)) and self.volume[1]:
-            percent = self._volume(_bytes(*match.group(1, 2)), self.volume[1])
-        else:
-            return None
-        self.percent = max(self.percent, min(100.0, percent))
-        return self.percent
-
-
 # -- errors in the user's words ----------------------------------------------------------------
-
-_EXPLAIN = [
-    (re.compile(r"No route to host|Can't connect to destination|Connection (refused|timed out)|"
-                r"Host key verification failed", re.I),
-     lambda m, t: f"the target node {t} is offline or became unreachable"),
-    (re.compile(r"missing mapped devices? (?P<dev>[\w, ]+)"),
-     lambda m, t: f"{t} has no mapping for its mapped device {m['dev'].strip()}"),
-    (re.compile(r"can't live migrate running VM which uses following mapped devices: (?P<dev>.+)"),
-     lambda m, t: f"it is running with mapped device {m['dev']}, which cannot move live; shut it down first"),
-    (re.compile(r"uses local devices: (?P<dev>.+)"),
-     lambda m, t: f"it uses devices that exist only on its node ({m['dev']})"),
-    (re.compile(r"storage '(?P<s>[^']+)' is not available on node '(?P<n>[^']+)'"),
-     lambda m, t: f"storage {m['s']} is not available on {m['n']}"),
-    (re.compile(r"out of space|No space left", re.I), lambda m, t: "the target storage is full"),
-    (re.compile(r"target is local node"), lambda m, t: f"it is already on {t}"),
-    (re.compile(r"lxc live migration is currently not implemented"),
-     lambda m, t: "containers cannot migrate live; restart mode is needed"),
-    (re.compile(r"local cdrom image"), lambda m, t: "a local CD-ROM image is inserted; eject it first"),
-]
-
 
 def explain_migrate_error(guest: Guest, target: str, exc: ProxmoxError, *, detail: str = "") -> str:
     """`Could not migrate VM 101 (web-02) to pve3: <reason>. Proxmox said: <message>`; `detail` is
-    the most telling ERROR line of the task log when the task failed."""
-    text = detail or exc.message or str(exc)
+    the most telling ERROR line of the task log when the task failed (the gateway's one table)."""
     head = f"Could not migrate {guest.kind} {guest} to {target}"
-    for pattern, say in _EXPLAIN:
-        match = pattern.search(text)
-        if match:
-            reason = say(match, target)
-            break
-    else:
-        generic = services.explain_error("migrate", guest, ProxmoxError(text) if detail else exc)
-        return generic.replace(f"Could not migrate {guest.kind} {guest}", head, 1)
-    return f"{head}: {reason}. Proxmox said: {text}"
-
-
-_ABORTED = re.compile(r"ERROR: migration aborted \(duration [^)]*\): (?P<msg>.+)$")
-_ERROR = re.compile(r"ERROR: (?P<msg>.+)$")
-_SUMMARY = re.compile(r"migration (finished with problems|aborted)")
+    said = detail or exc.message or str(exc)
+    return proxmox_explain.explain(head, detail or exc, scope="migrate", target=target,
+                                   node=guest.node.name if guest.node_id else "", said=said)
 
 
 def _task_error_detail(operation: Operation) -> str:
     """The reason in the task log: `migration aborted (...): <why>` or the first specific ERROR line."""
-    lines = list(operation.events.filter(level="error").order_by("seq").values_list("message", flat=True))
-    for line in lines:
-        if match := _ABORTED.search(line):
-            return match["msg"]
-    for line in lines:
-        match = _ERROR.search(line)
-        if match and not _SUMMARY.match(match["msg"]):
-            return match["msg"].replace("online migrate failure - ", "online migrate failure: ")
-    return ""
+    return tasklog.migration_error(
+        list(operation.events.filter(level="error").order_by("seq").values_list("message", flat=True)))
 
 
 def _follow_ha(operation, client, guest: Guest, target: str, reporter, parser, since: int) -> None:
@@ -146,13 +63,12 @@ def _follow_ha(operation, client, guest: Guest, target: str, reporter, parser, s
     while time.monotonic() < deadline:
         if reporter.heartbeat() == OperationStatus.CANCELLED:
             raise OperationCancelled()
-        for task in client.get("cluster/tasks") or []:
-            if task.get("type") == task_type and str(task.get("id")) == str(guest.vmid) and \
-                    int(task.get("starttime") or 0) >= since:
+        for task in pve_cluster.tasks(client):
+            if task["type"] == task_type and task["id"] == str(guest.vmid) and task["starttime"] >= since:
                 follow_upid(operation, client, None, task["upid"], progress_parser=parser, reporter=reporter)
                 return
-        here = [r for r in client.cluster_resources("vm") if int(r.get("vmid") or 0) == guest.vmid]
-        if here and here[0].get("node") == target:
+        here = pve_cluster.find_guest(client, guest.vmid)
+        if here and here.get("node") == target:
             return
         time.sleep(poll_interval())
     raise services.GuestActionError(f"Could not migrate {guest.kind} {guest} to {target}: the HA manager did "
@@ -188,17 +104,12 @@ def run_migrate(operation: Operation, reporter: OperationReporter, *, guest_id: 
         if choice is None or not choice.allowed:
             why = "; ".join(choice.reasons) if choice else f"{target} is not a node of this cluster"
             raise services.GuestActionError(f"Could not migrate {guest.kind} {guest} to {target}: {why}")
-        params: dict = {"target": target}
-        if guest.type == GuestType.QEMU:
-            params["online"] = plan.running
-            if plan.local_disks:
-                params["with-local-disks"] = True
-        elif plan.running:
-            params["restart"] = True
         reporter.event(f"{plan.mode_text} From {source} to {target}.", progress=0)
         since = int(time.time()) - 5
         try:
-            upid = client.post(f"{guest.api_path}/migrate", **params)
+            # QEMU: live when running (with its local disks); LXC: restart mode when running.
+            upid = pve_guests.migrate(client, guest.ref, target, online=plan.running,
+                                      with_local_disks=bool(plan.local_disks), restart=plan.running)
         except ProxmoxError as exc:
             raise services.GuestActionError(explain_migrate_error(guest, target, exc), status=exc.status) from exc
         state_bytes = guest.maxmem if guest.type == GuestType.QEMU and plan.running else 0
@@ -207,6 +118,8 @@ def run_migrate(operation: Operation, reporter: OperationReporter, *, guest_id: 
             follow_upid(operation, client, source, upid, progress_parser=parser, reporter=reporter)
             if parse_upid(upid).type == "hamigrate":
                 _follow_ha(operation, client, guest, target, reporter, parser, since)
+        except ProxmoxUnreachable as exc:
+            raise _node_lost(operation, guest, source, target, upid, exc) from exc
         except ProxmoxTaskError as exc:
             detail = _task_error_detail(operation)
             message = explain_migrate_error(guest, target, exc, detail=detail)
@@ -221,6 +134,66 @@ def run_migrate(operation: Operation, reporter: OperationReporter, *, guest_id: 
         return {"source": source, "target": target, "mode": plan.mode}
     finally:
         client.close()
+
+
+def _last_task_line(operation: Operation) -> str:
+    """The newest line of Proxmox's task log saved on the operation (events below debug level)."""
+    line = operation.events.exclude(level="debug").order_by("-seq").values_list("message", flat=True).first()
+    return line or ""
+
+
+def _node_lost(operation: Operation, guest: Guest, source: str, target: str, upid: str,
+               exc: ProxmoxError) -> services.GuestActionError:
+    """The node running the migration stopped answering: say what is known, and mark the operation
+    so the reconciler settles the guest's state once the node is back (_reconcile_after_return)."""
+    last = _last_task_line(operation)
+    said = f" Proxmox's task said last: \"{last}\"." if last else " Proxmox's task had logged nothing yet."
+    result = dict(operation.result or {}, await_node={"node": source, "upid": upid, "guest_id": guest.pk,
+                                                      "target": target})
+    Operation.objects.filter(pk=operation.pk).update(result=result)
+    operation.result = result
+    return services.GuestActionError(
+        f"Lost contact with node {source} while migrating {guest.kind} {guest} to {target} ({exc.message or exc})."
+        f"{said} Where the guest is now is unknown until {source} answers again; its state will be reconciled "
+        "then and noted here.", status=exc.status)
+
+
+def _reconcile_after_return(operation: Operation) -> bool:
+    """Reconciler hook: once the lost node answers, read the migration task's end and where the guest
+    is, update the guest row and note it in the operation's history. Raises ProxmoxError (retried
+    next run) while the node is still away."""
+    from apps.nodes.models import Node
+
+    info = operation.result["await_node"]
+    client = client_for(operation.cluster_id)
+    try:
+        status = client.task_status(info["node"], info["upid"])
+        if status.get("status") != "stopped":
+            return False
+        guest = Guest.objects.select_related("node", "cluster").filter(pk=info["guest_id"]).first()
+        found = None
+        if guest is not None:
+            found = pve_cluster.find_guest(client, guest.vmid)
+        reporter = OperationReporter(operation)
+        ended = status.get("exitstatus") or "unknown"
+        if guest is None or found is None:
+            reporter.event(f"Node {info['node']} is back. Proxmox's migration task ended with \"{ended}\"; the guest "
+                           "no longer exists on the cluster.", level="warning")
+            return True
+        node = Node.objects.filter(cluster_id=guest.cluster_id, name=found.get("node")).first()
+        if node is not None and node.pk != guest.node_id:
+            Guest.objects.filter(pk=guest.pk).update(node=node, updated=timezone.now())
+            guest.node = node
+        services._status_update(guest, client)
+        reporter.event(f"Reconciled after node {info['node']} came back: Proxmox's migration task ended with "
+                       f"\"{ended}\"; {guest.kind} {guest} is on {found.get('node')} ({found.get('status', 'unknown')}).",
+                       level="warning")
+        return True
+    finally:
+        client.close()
+
+
+register_node_return("guest.migrate", _reconcile_after_return)
 
 
 @shared_task(name="guests.guest_migrate")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from apps.operations.models import Operation
 from apps.operations.services import operation_create
 
+from ... import quotas
 from ...choices import GuestType
 from ...models import Guest, Snapshot
-from ..common import require_operator
+from ..common import require_allowed
 
 
 # pve-configid (JSONSchema.pm parse_config_id), max 40 for snapshot names.
@@ -49,7 +51,7 @@ def guest_snapshot_create(*, guest: Guest, user, name: str, description: str = "
     """Queue operation `guest.snapshot` (task qmsnapshot/vzsnapshot). The name is checked like
     Proxmox's pve-configid (max 40) and against the guest's known snapshots; `vmstate` (save RAM)
     only for running VMs. Raises ValidationError (field map) or PermissionDenied; nothing queued then."""
-    require_operator(user, guest)
+    require_allowed(user, guest, "guest.snapshot")
     name = validate_snapname(name)
     if guest.snapshots.filter(name=name).exists():
         raise ValidationError({"name": [f"a snapshot named '{name}' already exists"]})
@@ -59,15 +61,19 @@ def guest_snapshot_create(*, guest: Guest, user, name: str, description: str = "
         raise ValidationError({"vmstate": ["the VM is not running, so there is no RAM state to save"]})
     if len(description or "") > 8192:
         raise ValidationError({"description": ["may be at most 8192 characters"]})
-    return _queue(guest, user, kind="guest.snapshot", task="guests.snapshot_create",
-                  title=f"Snapshot {name} of {guest.kind} {guest}", action="create", name=name,
-                  params={"description": description or None, "vmstate": 1 if vmstate else None})
+    with transaction.atomic():
+        operation = _queue(guest, user, kind="guest.snapshot", task="guests.snapshot_create",
+                           title=f"Snapshot {name} of {guest.kind} {guest}", action="create", name=name,
+                           params={"description": description or None, "vmstate": 1 if vmstate else None})
+        quotas.reserve(operation, {"snapshots_per_guest": 1}, subject=quotas.subject(guest),
+                       fields={"snapshots_per_guest": "name"})
+    return operation
 
 
 def guest_snapshot_rollback(*, guest: Guest, user, name: str) -> Operation:
     """Queue operation `guest.rollback`: the guest returns to snapshot `name` (a running VM with
     RAM state resumes running; otherwise it ends stopped, as in Proxmox)."""
-    require_operator(user, guest)
+    require_allowed(user, guest, "guest.snapshot")
     _existing(guest, name)
     return _queue(guest, user, kind="guest.rollback", task="guests.snapshot_rollback",
                   title=f"Roll back {guest.kind} {guest} to {name}", action="rollback", name=name, params={})
@@ -75,7 +81,7 @@ def guest_snapshot_rollback(*, guest: Guest, user, name: str) -> Operation:
 
 def guest_snapshot_delete(*, guest: Guest, user, name: str) -> Operation:
     """Queue operation `guest.snapshot_delete`; the snapshot's children are re-parented by Proxmox."""
-    require_operator(user, guest)
+    require_allowed(user, guest, "guest.snapshot")
     _existing(guest, name)
     return _queue(guest, user, kind="guest.snapshot_delete", task="guests.snapshot_delete",
                   title=f"Delete snapshot {name} of {guest.kind} {guest}", action="delete", name=name, params={})

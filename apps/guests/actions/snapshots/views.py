@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import render
 from django.urls import path
 from django.views import View
 
-from apps.core.models import AuditResult
-from apps.operations.live import progress_context
-
 from ...choices import GuestType
 from ...models import Guest
-from ..common import audit, error_text, guest_or_404, partial
+from ..base import GuestActionView
+from ..common import guest_or_404, partial
 from .selectors import snapshot_tree_context
 from .services import guest_snapshot_create, guest_snapshot_delete, guest_snapshot_rollback
 from .worker import snapshots_refresh_if_stale
@@ -40,53 +37,40 @@ def _page_context(request, guest: Guest, form=None) -> dict:
             "live_groups": [f"cluster-{guest.cluster_id}", f"guest-{guest.pk}"], **snapshot_tree_context(guest)}
 
 
-class GuestSnapshotsView(LoginRequiredMixin, View):
+class GuestSnapshotsView(GuestActionView):
     """GET: the snapshot page (take form, live tree). POST: take a snapshot; answers the form
     (fresh, or with errors) and the progress panel out of band."""
 
+    form_class = SnapshotForm
+    template_name = success_template_name = "guests/snapshots/take_form.html"
+    progress_oob = True
+    audit_action, audit_fields = "guests.snapshot_create", ("name",)
+
     def get(self, request, pk):
         guest = guest_or_404(request, pk)
-        snapshots_refresh_if_stale(guest)
-        return render(request, "guests/snapshots/snapshots.html", _page_context(request, guest))
+        context = _page_context(request, guest)
+        context["catch_up"] = snapshots_refresh_if_stale(guest)
+        return render(request, "guests/snapshots/snapshots.html", context)
 
-    def post(self, request, pk):
-        guest = guest_or_404(request, pk)
-        form = SnapshotForm(request.POST, guest=guest)
-        context = {"guest": guest, "form": form}
-        if form.is_valid():
-            try:
-                operation = guest_snapshot_create(guest=guest, user=request.user, **form.cleaned_data)
-            except ValidationError as exc:
-                for key, messages in exc.message_dict.items():
-                    for message in messages:
-                        form.add_error(key if key in form.fields else None, message)
-            except PermissionDenied as exc:
-                audit(request, "guests.snapshot_create", guest, result=AuditResult.DENIED)
-                form.add_error(None, str(exc))
-            else:
-                audit(request, "guests.snapshot_create", guest, operation, name=form.cleaned_data["name"])
-                context = {"guest": guest, "form": SnapshotForm(guest=guest), "operation_oob": True,
-                           **progress_context(operation)}
-        return partial(request, "guests/snapshots/take_form.html", context)
+    def get_success_context(self, form, result):
+        return super().get_success_context(self.get_form(), result)  # a fresh form for the next one
+
+    def perform(self, form):
+        return guest_snapshot_create(guest=self.object, user=self.request.user, **form.cleaned_data)
 
 
-class GuestSnapshotActionView(LoginRequiredMixin, View):
+class GuestSnapshotActionView(GuestActionView):
     """POST /guests/<pk>/snapshots/<name>/<rollback|delete>/: queue it; answers the progress panel."""
 
     services = {"rollback": guest_snapshot_rollback, "delete": guest_snapshot_delete}
+    success_template_name = "guests/config/operation.html"
+    audit_fields = ("name",)
 
-    def post(self, request, pk, name, action):
-        guest = guest_or_404(request, pk)
-        service = self.services[action]
-        try:
-            operation = service(guest=guest, user=request.user, name=name)
-        except ValidationError as exc:
-            return partial(request, "guests/partials/guest_action_error.html", {"error": error_text(exc)})
-        except PermissionDenied as exc:
-            audit(request, f"guests.snapshot_{action}", guest, result=AuditResult.DENIED)
-            return partial(request, "guests/partials/guest_action_error.html", {"error": str(exc)})
-        audit(request, f"guests.snapshot_{action}", guest, operation, name=name)
-        return partial(request, "guests/config/operation.html", progress_context(operation))
+    def get_audit_action(self, form):
+        return f"guests.snapshot_{self.kwargs['action']}"
+
+    def perform(self, form):
+        return self.services[self.kwargs["action"]](guest=self.object, user=self.request.user, name=self.kwargs["name"])
 
 
 class GuestSnapshotTreeView(LoginRequiredMixin, View):

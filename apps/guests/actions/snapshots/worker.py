@@ -9,10 +9,11 @@ from django.utils import timezone
 from apps.operations.clients import client_for
 from apps.operations.services import OperationReporter, run_operation
 from apps.proxmox import ProxmoxError
+from apps.proxmox import guests as pve_guests
 
 from ... import services
 from ...models import Guest
-from ..common import follow, push_snapshot_tree, refresh_after, start_task
+from ..common import explained, follow, push_snapshot_tree, refresh_after
 
 
 _VERBS = {"create": "take a snapshot of", "rollback": "roll back", "delete": "delete a snapshot of"}
@@ -24,14 +25,14 @@ def run_snapshot(operation, reporter: OperationReporter, *, guest_id: int, actio
     guest = Guest.objects.select_related("node", "cluster").get(pk=guest_id)
     client = client_for(guest.cluster_id)
     verb = _VERBS[action]
-    base = f"{guest.api_path}/snapshot"
     try:
-        if action == "create":
-            upid = start_task(client, guest, verb, "POST", base, snapname=name, **params)
-        elif action == "rollback":
-            upid = start_task(client, guest, verb, "POST", f"{base}/{name}/rollback")
-        else:
-            upid = start_task(client, guest, verb, "DELETE", f"{base}/{name}")
+        with explained(guest, verb):
+            if action == "create":
+                upid = pve_guests.snapshot_create(client, guest.ref, name, **params)
+            elif action == "rollback":
+                upid = pve_guests.snapshot_rollback(client, guest.ref, name)
+            else:
+                upid = pve_guests.snapshot_delete(client, guest.ref, name)
         follow(operation, client, guest, verb, upid, reporter, progress_range=(0, 90))
         reporter.event("Re-reading the guest's snapshots from Proxmox", progress=95)
         refresh_after(guest, client, reporter)

@@ -1,4 +1,5 @@
-"""`manage.py demo_setup --pvesim var/pvesim.json`: the demo cluster, an operator and a tenant user.
+"""`manage.py demo_setup --pvesim var/pvesim.json`: the demo cluster (with the simulator's root@pam
+credential, for containers sharing a GPU), an operator, the demo tenants, the demo GPU profiles.
 
 Idempotent: re-running updates the cluster's URL, token and pinned fingerprint (pvesim makes new
 ones at each start), keeps existing accounts and their passwords (kept in var/demo_credentials.json).
@@ -8,18 +9,20 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.nodes import sync
 from apps.nodes.models import Cluster
 from apps.nodes.services import cluster_create, cluster_update
 
-ACCOUNTS = [("operator", True), ("tenant", False)]  # (username, is_staff)
+ACCOUNTS = [("operator", True)]  # (username, is_staff); tenant accounts: permissions' demo_tenants
 
 
 class Command(BaseCommand):
@@ -29,6 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--pvesim", default=str(Path(settings.VAR_DIR) / "pvesim.json"),
                             help="pvesim's --ready-file (JSON with url, token_id, token_secret, fingerprint)")
         parser.add_argument("--name", default="demo", help="cluster name in the control plane")
+        parser.add_argument("--wait", type=float, default=120.0,
+                            help="seconds to wait for a sync a worker is running before giving up")
 
     def handle(self, *args, **options):
         path = Path(options["pvesim"])
@@ -43,10 +48,11 @@ class Command(BaseCommand):
         credentials = self._accounts()
         operator = get_user_model().objects.get(username="operator")
         cluster = self._cluster(ready, options["name"], operator)
+        # Before the first sync, so the guests found in the tenants' pools are theirs from the start.
+        call_command("demo_tenants", "--cluster", cluster.name, stdout=self.stdout)
 
-        result = sync.run_cycle(cluster.pk)
-        if result is None or not result.ok:
-            raise CommandError(f"first sync failed: {getattr(result, 'error', 'cluster vanished')}")
+        result = self._first_sync(cluster, options["wait"])
+        call_command("demo_gpus", "--cluster", cluster.name, stdout=self.stdout)  # after the inventory exists
         cluster.refresh_from_db()
         self.stdout.write(f"cluster '{cluster.name}' at {cluster.api_url}: {cluster.nodes.count()} nodes, "
                           f"quorate={cluster.quorate}, {sum(result.calls.values())} Proxmox calls, "
@@ -54,9 +60,34 @@ class Command(BaseCommand):
         for username, password in credentials.items():
             self.stdout.write(f"login: {username} / {password}")
 
+    def _first_sync(self, cluster: Cluster, wait: float) -> sync.CycleResult:
+        """Our own sync cycle; while a worker's cycle holds the lock, wait for it and run after it."""
+        deadline = time.monotonic() + wait
+        said = False
+        while True:
+            result = sync.run_cycle(cluster.pk)
+            if result is None:
+                raise CommandError(f"cluster '{cluster.name}' was deleted while it was being set up")
+            if not result.skipped:
+                break
+            if not said:
+                self.stdout.write(f"a worker is syncing cluster '{cluster.name}': waiting for it to finish")
+                said = True
+            if time.monotonic() >= deadline:
+                raise CommandError(
+                    f"a worker's sync of cluster '{cluster.name}' still holds the sync lock after {wait:.0f}s; "
+                    "the cluster is registered and that worker will finish syncing it: see its page")
+            time.sleep(0.5)
+        if not result.ok:
+            raise CommandError(f"first sync of cluster '{cluster.name}' failed: "
+                               f"{result.error or 'Proxmox gave no reason'}")
+        return result
+
     def _cluster(self, ready: dict, name: str, user) -> Cluster:
         values = dict(api_url=ready["url"], token_id=ready["token_id"], token_secret=ready["token_secret"],
                       tls_mode="pin", fingerprint=ready["fingerprint"])
+        if ready.get("root_password"):  # the simulator's root@pam: containers may then share a GPU
+            values["root_password"] = ready["root_password"]
         existing = Cluster.objects.filter(name=name).first() or Cluster.objects.filter(api_url=ready["url"]).first()
         try:
             if existing is None:
