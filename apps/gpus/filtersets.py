@@ -1,23 +1,22 @@
 """One FilterSet per model, shared by the GPU page and the API."""
 
 import django_filters
-from django import forms
 from django.db.models import Q
+
+from apps.core.filtersets import IdFilter, YesNoFilter
 
 from .choices import GpuMode
 from .models import GpuDevice, PciMapping
 
-ANY_YES_NO = forms.Select(choices=[("", "Any"), ("true", "Yes"), ("false", "No")])
-
-
 class GpuDeviceFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
-    cluster = django_filters.ModelChoiceFilter(queryset=lambda request: _clusters(request), empty_label="Any")
+    cluster = django_filters.ModelChoiceFilter(queryset=lambda request: _clusters(request), empty_label="Any",
+                                               label="Cluster")
     node = django_filters.CharFilter(field_name="node__name", label="Node")
     mode = django_filters.ChoiceFilter(choices=GpuMode.choices, method="filter_mode", label="Mode", empty_label="Any")
     mapping = django_filters.CharFilter(field_name="mappings__mapping_id", label="Mapping", distinct=True)
     mdev_type = django_filters.CharFilter(method="filter_mdev_type", label="vGPU profile")
-    stale = django_filters.BooleanFilter(widget=ANY_YES_NO)
+    stale = YesNoFilter(label="Stale")
 
     class Meta:
         model = GpuDevice
@@ -36,8 +35,8 @@ class GpuDeviceFilterSet(django_filters.FilterSet):
 
 class PciMappingFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
-    cluster = django_filters.NumberFilter(field_name="cluster_id")
-    mdev = django_filters.BooleanFilter(widget=ANY_YES_NO)
+    cluster = IdFilter(field_name="cluster_id", label="Cluster id")
+    mdev = YesNoFilter(label="vGPU (mediated devices)")
     node = django_filters.CharFilter(method="filter_node", label="Node")
 
     class Meta:

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from apps.core.models import TimeStampedModel
 
-from .choices import GpuMode
+from .choices import AllocationState, GpuMode, ProfileKind
 
 
 class GpuInventory(models.Model):
@@ -134,3 +134,80 @@ class PciMapping(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.mapping_id
+
+
+class GpuProfile(TimeStampedModel):
+    """An offering people choose ("L40S full card", "A16 4Q vGPU", "L40S shared, 8 containers"):
+    the cards behind it, how they are shared, and the tenants it is offered to.
+
+    Passthrough and mdev profiles are backed by a cluster PCI mapping the portal keeps on Proxmox
+    (`mapping_id`, entries = the profile's devices); container profiles by device nodes."""
+
+    cluster = models.ForeignKey("nodes.Cluster", on_delete=models.CASCADE, related_name="gpu_profiles")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=ProfileKind.choices)
+    description = models.CharField(max_length=300, blank=True)
+    devices = models.ManyToManyField(GpuDevice, related_name="profiles", blank=True)
+    mapping_id = models.CharField("mapping", max_length=100, blank=True)
+    mdev_type = models.CharField("mdev type", max_length=100, blank=True)
+    # Container profiles: device nodes per card, e.g. /dev/nvidia0 /dev/nvidiactl /dev/nvidia-uvm.
+    device_nodes = ArrayField(models.CharField(max_length=128), default=list, blank=True)
+    gid = models.PositiveIntegerField("group id", null=True, blank=True)
+    mode = models.CharField(max_length=4, blank=True)  # octal, 0666
+    # How many guests one card takes: 1 for passthrough; mdev: the type's max instances unless set.
+    shares = models.PositiveIntegerField(null=True, blank=True)
+    q35 = models.BooleanField("q35 machine", default=True)  # pcie=1 needs q35
+    ovmf = models.BooleanField("OVMF (UEFI) firmware", default=False)
+    tenants = models.ManyToManyField("permissions.Tenant", related_name="gpu_profiles", blank=True)
+
+    class Meta:
+        ordering = ["cluster__name", "name"]
+        verbose_name = "GPU profile"
+        constraints = [models.UniqueConstraint(fields=["cluster", "name"], name="gpu_profile_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("gpus:gpuprofile", kwargs={"pk": self.pk})
+
+    @property
+    def guest_type(self) -> str:
+        return "lxc" if self.kind == ProfileKind.LXC else "qemu"
+
+    @property
+    def quota_resource(self) -> str:
+        return f"gpu:{self.pk}"
+
+
+class GpuAllocation(models.Model):
+    """One guest's hold on one card of a profile (a whole card, an mdev instance or a share).
+
+    Made in the transaction that creates the operation giving the GPU (placement + quota), active
+    once the guest's config holds it, gone when the GPU is removed or the guest is deleted.
+    The database refuses a second hold on a whole card (`exclusive`)."""
+
+    profile = models.ForeignKey(GpuProfile, on_delete=models.PROTECT, related_name="allocations")
+    device = models.ForeignKey(GpuDevice, on_delete=models.CASCADE, related_name="allocations")
+    cluster = models.ForeignKey("nodes.Cluster", on_delete=models.CASCADE, related_name="gpu_allocations")
+    vmid = models.PositiveIntegerField("VMID")
+    guest_name = models.CharField(max_length=200, blank=True)
+    tenant = models.ForeignKey("permissions.Tenant", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="gpu_allocations")
+    slots = models.CharField(max_length=64, blank=True)  # "hostpci0" | "dev0,dev1,dev2" once written
+    exclusive = models.BooleanField(default=False)
+    state = models.CharField(max_length=16, choices=AllocationState.choices, default=AllocationState.RESERVED)
+    operation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["device", "vmid"]
+        verbose_name = "GPU allocation"
+        constraints = [
+            models.UniqueConstraint(fields=["device"], condition=models.Q(exclusive=True),
+                                    name="gpu_allocation_one_holder_per_whole_card"),
+            models.UniqueConstraint(fields=["cluster", "vmid", "profile"], name="gpu_allocation_once_per_guest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile} for {self.vmid}"

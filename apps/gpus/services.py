@@ -2,9 +2,9 @@
 
 Cost on Proxmox per refresh of a cluster (never per sync cycle, never per viewer):
 one `GET /nodes/{node}/hardware/pci` per online node, one `GET .../hardware/pci/{id}/mdev` per
-mdev-capable GPU, one `GET /cluster/mapping/pci`. It runs from beat every
-GPU_INVENTORY_INTERVAL seconds, right after a cluster's first sync (and when a node comes back),
-and on demand.
+mdev-capable GPU, one `GET /cluster/mapping/pci`. It runs right after a cluster's first sync (and
+when a node comes back), every GPU_INVENTORY_INTERVAL seconds while someone looks (a page of the
+cluster or the GPU map open; never for nobody), and on demand.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from apps.core import live
+from apps.core.rows import sync_rows
 from apps.nodes import presence
 from apps.nodes.choices import NodeStatus
 from apps.nodes.models import Cluster, Node
-from apps.proxmox import ProxmoxError
+from apps.proxmox import ProxmoxError, borrowed
+from apps.proxmox import hardware as pve_hardware
 
 from .choices import DISPLAY_CLASS_PREFIX
 from .models import GpuDevice, GpuInventory, MdevType, PciMapping
@@ -33,11 +35,6 @@ logger = logging.getLogger(__name__)
 LOCK_TIMEOUT = 300
 # The sync hook queues at most one refresh per cluster within this many seconds.
 QUEUED_TTL = 120
-_DEVICE_FIELDS = ["vendor_id", "device_id", "vendor_name", "device_name", "subsystem_vendor_id",
-                  "subsystem_device_id", "subsystem_vendor_name", "subsystem_device_name", "pci_class",
-                  "iommugroup", "mdev_capable", "stale"]
-_MDEV_FIELDS = ["name", "description", "available", "max_instances"]
-_MAPPING_FIELDS = ["description", "mdev", "live_migration_capable", "map"]
 _MAX_INSTANCE_RE = re.compile(r"max_instance=(\d+)")
 
 
@@ -130,28 +127,41 @@ def _fetch(cluster: Cluster, nodes: list[Node], client, result: RefreshResult):
             continue
         _count(result.calls, "GET /nodes/{node}/hardware/pci")
         try:
-            items = client.get(f"nodes/{node.name}/hardware/pci") or []
+            items = pve_hardware.pci_devices(client, node.name)
         except ProxmoxError as exc:  # the node's rows are kept, marked stale
             result.errors.append(f"{node.name}: {exc}")
             continue
-        answered[node.name] = [i for i in items if i.get("id") and is_display_class(i.get("class", ""))]
+        answered[node.name] = [i for i in items if is_display_class(i.get("class", ""))]
     mdevs: dict[tuple[str, str], list[dict]] = {}
     for node_name, items in answered.items():
         for item in items:
-            if not item.get("mdev"):
+            if not pve_hardware.mdev_capable(item):
                 continue
             _count(result.calls, "GET /nodes/{node}/hardware/pci/{id}/mdev")
             try:
-                mdevs[(node_name, item["id"])] = client.get(f"nodes/{node_name}/hardware/pci/{item['id']}/mdev") or []
+                mdevs[(node_name, item["id"])] = pve_hardware.mdev_types(client, node_name, item["id"])
             except ProxmoxError as exc:  # the device's profiles are kept as they were
                 result.errors.append(f"{node_name} {item['id']} mdev: {exc}")
     _count(result.calls, "GET /cluster/mapping/pci")
     try:
-        mappings = client.get("cluster/mapping/pci") or []
+        mappings = pve_hardware.pci_mappings(client)
     except ProxmoxError as exc:
         result.errors.append(f"mappings: {exc}")
         mappings = None
     return answered, mdevs, mappings
+
+
+def _read_configs(guests: list, client, result: RefreshResult) -> None:
+    """Details of guests on GPU nodes whose config the portal never read (guests.guest_refresh, once
+    per guest: afterwards it is known), so GPUs given outside the portal are adopted, not handed out."""
+    from apps.guests.services import guest_refresh
+
+    for guest in guests:
+        _count(result.calls, "guest details (config) of a guest on a GPU node, once")
+        try:
+            guest_refresh(guest=guest, client=client)
+        except ProxmoxError as exc:
+            result.errors.append(f"config of {guest.vmid}: {exc}")
 
 
 def gpu_inventory_refresh(*, cluster: Cluster, client=None) -> RefreshResult:
@@ -165,32 +175,24 @@ def gpu_inventory_refresh(*, cluster: Cluster, client=None) -> RefreshResult:
     Pushes the cluster's GPU map to `gpus-<cluster id>` when something changed and someone watches.
     """
     result = RefreshResult(cluster_id=cluster.pk)
-    lock = presence.lock("gpus", cluster.pk, LOCK_TIMEOUT)
-    if not lock.acquire():
-        result.skipped = True
-        return result
-    try:
-        nodes = list(Node.objects.filter(cluster=cluster).order_by("name"))
-        own_client = client is None
-        if own_client:
-            from apps.nodes.services import cluster_client
+    with presence.locked("gpus", cluster.pk, LOCK_TIMEOUT) as held:
+        if not held:
+            result.skipped = True
+            return result
+        from apps.nodes.services import cluster_client
 
-            client = cluster_client(cluster)
-        try:
+        nodes = list(Node.objects.filter(cluster=cluster).order_by("name"))
+        from .attach import allocations_adopt, configs_unknown
+
+        with borrowed(client, lambda: cluster_client(cluster)) as client:
             answered, mdevs, mappings = _fetch(cluster, nodes, client, result)
-        finally:
-            if own_client:
-                client.close()
+            _read_configs(configs_unknown(cluster), client, result)
         with transaction.atomic():
             _write(cluster, nodes, answered, mdevs, mappings, result)
+        result.changed["allocations_adopted"] = allocations_adopt(cluster)
         if result.total_changes and presence.watcher_count(live_group(cluster.pk)):
             push_gpu_map(cluster)
         return result
-    finally:
-        try:
-            lock.release()
-        except Exception:  # expired while we ran: nothing to release
-            pass
 
 
 def _write(cluster, nodes, answered, mdevs, mappings, result: RefreshResult) -> None:
@@ -198,38 +200,23 @@ def _write(cluster, nodes, answered, mdevs, mappings, result: RefreshResult) -> 
     inventory, _ = GpuInventory.objects.select_for_update().get_or_create(cluster=cluster)
     node_ids = {n.name: n.pk for n in nodes}
     existing = {(d.node_id, d.pci_id): d for d in GpuDevice.objects.filter(cluster=cluster)}
-    created, updated, gone, staled = [], [], [], []
     answered_ids = {node_ids[name] for name in answered}
-    for node_name, items in answered.items():
-        node_id = node_ids[node_name]
-        wanted = {i["id"]: _device_fields(i) for i in items}
-        for pci_id, fields in wanted.items():
-            row = existing.get((node_id, pci_id))
-            if row is None:
-                created.append(GpuDevice(cluster=cluster, node_id=node_id, pci_id=pci_id, last_seen=now, **fields))
-            elif any(getattr(row, f) != v for f, v in fields.items()):
-                for f, v in fields.items():
-                    setattr(row, f, v)
-                row.last_seen, row.updated = now, now
-                updated.append(row)
-    for (node_id, pci_id), row in existing.items():
-        if node_id in answered_ids:
-            if pci_id not in {i["id"] for i in answered[_name_of(node_ids, node_id)]}:
-                gone.append(row.pk)
-        elif not row.stale:  # offline or not answering: keep the row as last seen
+    wanted = {(node_ids[name], i["id"]): _device_fields(i) for name, items in answered.items() for i in items}
+    # Only nodes that answered can lose a device; the others' rows are kept, marked stale below.
+    rows = sync_rows(GpuDevice, {k: d for k, d in existing.items() if k[0] in answered_ids}, wanted,
+                     build=lambda key, fields: GpuDevice(cluster=cluster, node_id=key[0], pci_id=key[1],
+                                                         last_seen=now, **fields),
+                     stamp={"last_seen": now, "updated": now})
+    staled = []
+    for (node_id, _), row in existing.items():
+        if node_id not in answered_ids and not row.stale:  # offline or not answering: keep the row as last seen
             row.stale, row.updated = True, now
             row.last_seen = inventory.refreshed_at or row.last_seen
             staled.append(row)
-    if created:
-        GpuDevice.objects.bulk_create(created)
-    if updated:
-        GpuDevice.objects.bulk_update(updated, _DEVICE_FIELDS + ["last_seen", "updated"])
     if staled:
         GpuDevice.objects.bulk_update(staled, ["stale", "last_seen", "updated"])
-    if gone:
-        GpuDevice.objects.filter(pk__in=gone).delete()
-    result.changed.update(devices_created=len(created), devices_updated=len(updated),
-                          devices_deleted=len(gone), devices_stale=len(staled))
+    result.changed.update(devices_created=len(rows.created), devices_updated=len(rows.updated),
+                          devices_deleted=len(rows.deleted), devices_stale=len(staled))
 
     devices = {(d.node_id, d.pci_id): d for d in GpuDevice.objects.filter(cluster=cluster)}
     _write_mdev_types(devices, node_ids, mdevs, result)
@@ -240,37 +227,22 @@ def _write(cluster, nodes, answered, mdevs, mappings, result: RefreshResult) -> 
     GpuInventory.objects.filter(pk=inventory.pk).update(refreshed_at=now, nodes_seen=sorted(answered), error=error)
 
 
-def _name_of(node_ids: dict[str, int], node_id: int) -> str:
-    return next(name for name, pk in node_ids.items() if pk == node_id)
-
-
 def _write_mdev_types(devices, node_ids, mdevs, result: RefreshResult) -> None:
     """Profiles of the devices whose mdev list was read; others keep theirs."""
     by_device = {devices[(node_ids[n], pci)].pk: items for (n, pci), items in mdevs.items()
                  if (node_ids[n], pci) in devices}
     existing = {(m.device_id, m.type): m for m in MdevType.objects.filter(device_id__in=by_device)}
-    created, updated, gone = [], [], []
-    for device_id, items in by_device.items():
-        wanted = {i["type"]: _mdev_fields(i) for i in items if i.get("type")}
-        for mdev_type, fields in wanted.items():
-            row = existing.get((device_id, mdev_type))
-            if row is None:
-                created.append(MdevType(device_id=device_id, type=mdev_type, **fields))
-            elif any(getattr(row, f) != v for f, v in fields.items()):
-                for f, v in fields.items():
-                    setattr(row, f, v)
-                updated.append(row)
-        gone += [row.pk for (dev, t), row in existing.items() if dev == device_id and t not in wanted]
+    wanted = {(device_id, i["type"]): _mdev_fields(i) for device_id, items in by_device.items()
+              for i in items if i.get("type")}
+    rows = sync_rows(MdevType, existing, wanted,
+                     build=lambda key, fields: MdevType(device_id=key[0], type=key[1], **fields))
     # Devices that lost their mdev capability lose their profiles.
     plain = [d.pk for d in devices.values() if not d.mdev_capable and not d.stale]
-    gone += list(MdevType.objects.filter(device_id__in=plain).values_list("pk", flat=True))
-    if created:
-        MdevType.objects.bulk_create(created)
-    if updated:
-        MdevType.objects.bulk_update(updated, _MDEV_FIELDS)
-    if gone:
-        MdevType.objects.filter(pk__in=gone).delete()
-    result.changed.update(mdev_created=len(created), mdev_updated=len(updated), mdev_deleted=len(gone))
+    lost = list(MdevType.objects.filter(device_id__in=plain).values_list("pk", flat=True))
+    if lost:
+        MdevType.objects.filter(pk__in=lost).delete()
+    result.changed.update(mdev_created=len(rows.created), mdev_updated=len(rows.updated),
+                          mdev_deleted=len(rows.deleted) + len(lost))
 
 
 def _write_mappings(cluster, devices, node_ids, mappings, result: RefreshResult, now) -> None:
@@ -279,40 +251,16 @@ def _write_mappings(cluster, devices, node_ids, mappings, result: RefreshResult,
     for pk, device_pk in PciMapping.devices.through.objects.filter(
             pcimapping__cluster=cluster).values_list("pcimapping_id", "gpudevice_id"):
         links.setdefault(pk, set()).add(device_pk)
-    created, updated, relink = [], [], []
-    wanted_ids = set()
-    for item in mappings:
-        mapping_id = item.get("id")
-        if not mapping_id:
-            continue
-        wanted_ids.add(mapping_id)
-        fields = _mapping_fields(item)
-        targets = _resolve(fields["map"], devices, node_ids)
-        row = existing.get(mapping_id)
-        if row is None:
-            row = PciMapping(cluster=cluster, mapping_id=mapping_id, **fields)
-            created.append((row, targets))
-            continue
-        if any(getattr(row, f) != v for f, v in fields.items()):
-            for f, v in fields.items():
-                setattr(row, f, v)
-            row.updated = now
-            updated.append(row)
-        if links.get(row.pk, set()) != targets:
-            relink.append((row, targets))
-    gone = [row.pk for mid, row in existing.items() if mid not in wanted_ids]
-    if created:
-        PciMapping.objects.bulk_create([row for row, _ in created])
-        relink += [(row, targets) for row, targets in created if targets]
-    if updated:
-        PciMapping.objects.bulk_update(updated, _MAPPING_FIELDS + ["updated"])
-    for row, targets in relink:
-        row.devices.set(targets)
-    if gone:
-        PciMapping.objects.filter(pk__in=gone).delete()
-    result.changed.update(mappings_created=len(created), mappings_updated=len(updated),
-                          mappings_relinked=len([r for r in relink if r[0].pk not in {c.pk for c, _ in created}]),
-                          mappings_deleted=len(gone))
+    wanted = {item["id"]: _mapping_fields(item) for item in mappings if item.get("id")}
+    targets = {mapping_id: _resolve(fields["map"], devices, node_ids) for mapping_id, fields in wanted.items()}
+    rows = sync_rows(PciMapping, existing, wanted, stamp={"updated": now},
+                     build=lambda mapping_id, fields: PciMapping(cluster=cluster, mapping_id=mapping_id, **fields))
+    relink = [row for mapping_id, row in existing.items()
+              if mapping_id in wanted and links.get(row.pk, set()) != targets[mapping_id]]
+    for row in relink + [row for row in rows.created if targets[row.mapping_id]]:
+        row.devices.set(targets[row.mapping_id])
+    result.changed.update(mappings_created=len(rows.created), mappings_updated=len(rows.updated),
+                          mappings_relinked=len(relink), mappings_deleted=len(rows.deleted))
 
 
 def _resolve(entries: list[dict], devices, node_ids) -> set[int]:
@@ -331,23 +279,43 @@ def _resolve(entries: list[dict], devices, node_ids) -> set[int]:
 # -- triggers ------------------------------------------------------------------------------------
 
 def gpu_sync_handler(cluster: Cluster, snapshot) -> list:
-    """Sync handler (apps.nodes.sync registry). Makes NO Proxmox call: it queues a refresh when
+    """Sync handler (apps.nodes.sync registry). Makes NO Proxmox call: it frees the GPUs of deleted
+    guests and queues a refresh when
     the cluster was never inventoried, its inventory is older than the interval, or an online node
-    was not seen by the last refresh (a node came back). Changes nothing itself."""
+    was not seen by the last refresh (a node came back). Changes no inventory row itself."""
+    from .attach import allocations_release_gone
+
+    if allocations_release_gone(cluster):  # a deleted guest's GPU is free again
+        transaction.on_commit(lambda: push_gpu_map(cluster))
     online = {n["node"] for n in snapshot.nodes if n.get("node") and n.get("status") == NodeStatus.ONLINE}
     row = GpuInventory.objects.filter(cluster=cluster).values_list("refreshed_at", "nodes_seen").first()
     refreshed_at, seen = row if row else (None, [])
-    due = (refreshed_at is None or timezone.now() - refreshed_at > timedelta(seconds=refresh_interval())
-           or bool(online - set(seen)))
+    # Something changed (never inventoried, a node came back), or the inventory is old and someone
+    # looks (a page of the cluster or the GPU map is open): nobody looking, no read for nobody.
+    old = refreshed_at is not None and timezone.now() - refreshed_at > timedelta(seconds=refresh_interval())
+    due = refreshed_at is None or bool(online - set(seen)) or (old and _watched(cluster.pk, snapshot))
     if due:
         cluster_id = cluster.pk
         transaction.on_commit(lambda: gpu_refresh_enqueue(cluster_id=cluster_id))
     return []
 
 
-def gpu_refresh_enqueue(*, cluster_id: int, force: bool = False) -> bool:
+def _watched(cluster_id: int, snapshot=None) -> bool:
+    """Someone has a page of the cluster (counted by the sync cycle) or the GPU map open."""
+    if getattr(snapshot, "watchers", 0):
+        return True
+    counts = presence.watcher_counts([f"cluster-{cluster_id}", live_group(cluster_id)])
+    return any(counts.values())
+
+
+def gpu_refresh_enqueue(*, cluster_id: int, force: bool = False, user=None) -> bool:
     """Queue one `gpus.gpu_inventory_refresh`; without `force`, at most one per QUEUED_TTL seconds
-    per cluster (the sync hook runs every few seconds). True when queued."""
+    per cluster (the sync hook runs every few seconds). True when queued. A `user`'s request is
+    the policy's `gpu.refresh` (operators): 404 for an unseen cluster, 403 (audited) otherwise."""
+    if user is not None:
+        from apps.permissions.policy import check
+
+        check(user, "gpu.refresh", Cluster.objects.get(pk=cluster_id))
     if not force and not presence.mark_queued("gpus", cluster_id, QUEUED_TTL):
         return False
     from .tasks import gpu_inventory_refresh
@@ -357,8 +325,9 @@ def gpu_refresh_enqueue(*, cluster_id: int, force: bool = False) -> bool:
 
 
 def gpu_inventory_refresh_all() -> int:
-    """Queue a refresh of every cluster; returns how many."""
-    ids = list(Cluster.objects.values_list("pk", flat=True))
+    """Queue a refresh of every cluster someone looks at (a page of it or the GPU map open: none
+    for nobody); returns how many."""
+    ids = [pk for pk in Cluster.objects.values_list("pk", flat=True) if _watched(pk)]
     for pk in ids:
         gpu_refresh_enqueue(cluster_id=pk, force=True)
     return len(ids)

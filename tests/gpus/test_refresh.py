@@ -111,6 +111,24 @@ def test_sync_handler_queues_a_refresh_only_when_due(sim_cluster, django_capture
     with django_capture_on_commit_callbacks(execute=True):
         sync(sim_cluster)
     assert len(queued) == 2  # pve3 is online but the last refresh did not see it
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.nodes import presence
+
+    GpuInventory.objects.filter(cluster=sim_cluster).update(nodes_seen=["pve1", "pve2", "pve3"],
+                                                            refreshed_at=timezone.now() - timedelta(days=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        sync(sim_cluster)
+    assert len(queued) == 2  # old, but nobody looks: no read for nobody
+    presence.watch([f"cluster-{sim_cluster.pk}"], "tests.gpu-refresh")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            sync(sim_cluster)
+    finally:
+        presence.watch([f"cluster-{sim_cluster.pk}"], "tests.gpu-refresh", present=False)
+    assert len(queued) == 3  # old and someone looks
 
 
 def test_parse_map_entry_keeps_path_alternatives():
@@ -146,10 +164,16 @@ def test_unreachable_cluster_keeps_everything_stale_and_records_the_error(sim_cl
     assert "Last refresh: pve1:" in client.get("/gpus/").content.decode()
 
 
-def test_beat_task_queues_one_refresh_per_cluster(sim_cluster, monkeypatch):
+def test_beat_task_queues_one_refresh_per_watched_cluster(sim_cluster, monkeypatch):
     from apps.gpus import services, tasks
+    from apps.nodes import presence
 
     queued = []
     monkeypatch.setattr(services, "gpu_refresh_enqueue", lambda **kw: queued.append(kw))
-    assert tasks.gpu_inventory_refresh_all() == 1
+    assert tasks.gpu_inventory_refresh_all() == 0 and queued == []  # nobody looks: no read for nobody
+    presence.watch([services.live_group(sim_cluster.pk)], "tests.gpu-map")  # the GPU map is open
+    try:
+        assert tasks.gpu_inventory_refresh_all() == 1
+    finally:
+        presence.watch([services.live_group(sim_cluster.pk)], "tests.gpu-map", present=False)
     assert queued == [{"cluster_id": sim_cluster.pk, "force": True}]

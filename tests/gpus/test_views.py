@@ -45,13 +45,13 @@ def test_node_detail_shows_its_gpus(inventoried, client):
 
 
 def test_refresh_button_queues_a_refresh(inventoried, client, monkeypatch):
-    from apps.gpus import views
+    from apps.gpus import tasks
 
     queued = []
-    monkeypatch.setattr(views.services, "gpu_refresh_enqueue", lambda **kw: queued.append(kw))
+    monkeypatch.setattr(tasks.gpu_inventory_refresh, "delay", queued.append)
     response = client.post("/gpus/refresh/", {"cluster": inventoried.pk}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and "Refresh queued" in response.content.decode()
-    assert queued == [{"cluster_id": inventoried.pk, "force": True}]
+    assert queued == [inventoried.pk]
     assert client.post("/gpus/refresh/", {"cluster": 999999}).status_code == 404
 
 
