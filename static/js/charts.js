@@ -1,7 +1,8 @@
 // Usage charts with uPlot (static/vendor/uplot). Markup:
 //   <div class="chart" data-chart='{"labels":["cpu"],"x":[unix seconds...],"series":[[0.1,...]]}'
 //        data-unit="%"></div>
-// Include after vendor/uplot/uPlot.iife.min.js. Charts re-draw when htmx swaps new markup in.
+// Include after vendor/uplot/uPlot.iife.min.js (deferred or not). Charts draw on load and
+// whenever htmx swaps new markup in (responses and live pushes).
 (function () {
   "use strict";
   var palette = ["#2563eb", "#16a34a", "#d97706", "#dc2626", "#7c3aed"];
@@ -24,13 +25,24 @@
       width: el.clientWidth || 480,
       height: Number(el.dataset.height || 160),
       series: series,
-      axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return v + unit; }); } }],
+      axes: [{}, {
+        values: function (u, vals) { return vals.map(function (v) { return v + unit; }); },
+        // Wide enough for the longest label ("0.025 MiB/s"), which the default width clipped.
+        size: function (u, values) {
+          var longest = (values || []).reduce(function (m, v) { return Math.max(m, String(v).length); }, 0);
+          return Math.max(50, Math.ceil(longest * 7 + 20));
+        },
+      }],
     }, [spec.x].concat(spec.series), el);
     el.dataset.drawn = "1";
   }
 
-  function drawAll(root) { (root || document).querySelectorAll("[data-chart]").forEach(draw); }
-  document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
-  document.addEventListener("htmx:afterSettle", function (e) { drawAll(e.target); });
-  document.addEventListener("htmx:oobAfterSwap", function (e) { drawAll(e.detail.target || document); });
+  // Always scan the document: after an outerHTML swap the event's target is the element that was
+  // replaced (detached), so scanning it missed the new charts. Drawn charts are skipped.
+  function drawAll() { document.querySelectorAll("[data-chart]").forEach(draw); }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", drawAll);
+  else drawAll();
+  ["htmx:afterSettle", "htmx:oobAfterSwap", "htmx:wsAfterMessage"].forEach(function (name) {
+    document.addEventListener(name, drawAll);
+  });
 })();
