@@ -2,6 +2,8 @@
 
     pvesim          session: a pvesim subprocess (time scale 20) -> .url .fingerprint .token_id
                     .token_secret .root_password .admin(method, path, **json) .reset()
+    pvesim_sparse   session: a second pvesim started with --sparse (answers hold only what the official
+                    PVE schema marks required; endpoints newer than PVE 8.4 answer 501)
     celery_worker   session: a Celery worker thread on the real Redis broker (this run's own queue)
     operator        a staff user (platform admin); `user`: a plain user
     client          Django test client logged in as `operator`; `anon_client`, `user_client`
@@ -13,6 +15,12 @@
     browser, page   Playwright + Debian chromium (per test); `operator_page` is logged in as `operator`
 
 Flow tests that cross threads (worker, ASGI server) need `@pytest.mark.django_db(transaction=True)`.
+
+Running against a sparse Proxmox too: mark a module (`pytestmark = pytest.mark.sparse`) or a test
+(`@pytest.mark.sparse`) and every marked test that uses `pvesim` (directly or through `pve`,
+`sim_cluster`, `cluster`...) runs twice, as `test_x[full]` and `test_x[sparse]`; in the second run
+`pvesim` and everything built on it is the `pvesim_sparse` process. `make test` runs both;
+`pytest -k sparse` runs only the sparse variants; `--sparse-all` treats every test as marked.
 """
 
 from __future__ import annotations
@@ -49,12 +57,60 @@ def free_port() -> int:
 # --- Proxmox simulator ------------------------------------------------------------------------
 
 
+_sims: dict = {}  # "full" / "sparse" -> this session's running PvesimProcess
+
+
+def running_pvesim(mode: str = "full"):
+    """The session's pvesim in `mode` ("full" or "sparse"), started on first use, stopped at session end."""
+    if mode not in _sims:
+        from pvesim.testing import PvesimProcess
+
+        _sims[mode] = PvesimProcess(scenario=None, time_scale=20.0, sparse=mode == "sparse").start()
+    return _sims[mode]
+
+
+class _SimRef:
+    """The `pvesim` value of a test the `sparse` marker parametrizes: the session's pvesim of one mode."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+
+    def __getattr__(self, name):
+        return getattr(running_pvesim(self.mode), name)
+
+    def __repr__(self):
+        return f"<pvesim {self.mode}>"
+
+
 @pytest.fixture(scope="session")
 def pvesim():
-    from pvesim.testing import PvesimProcess
+    return running_pvesim("full")
 
-    with PvesimProcess(scenario=None, time_scale=20.0) as sim:
-        yield sim
+
+@pytest.fixture(scope="session")
+def pvesim_sparse():
+    return running_pvesim("sparse")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sparse: run the test against the full and against a sparse pvesim")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--sparse-all", action="store_true",
+                     help="run every test that uses pvesim against a sparse pvesim too, marked or not")
+
+
+def pytest_generate_tests(metafunc):
+    marked = metafunc.definition.get_closest_marker("sparse") or metafunc.config.getoption("--sparse-all")
+    # Direct parametrization overrides the session fixture for this test and every fixture using it.
+    if marked and "pvesim" in metafunc.fixturenames:
+        metafunc.parametrize("pvesim", [_SimRef("full"), _SimRef("sparse")], ids=["full", "sparse"])
+
+
+def pytest_sessionfinish(session):
+    while _sims:
+        _sims.popitem()[1].stop()
 
 
 # --- Celery -----------------------------------------------------------------------------------
@@ -118,6 +174,26 @@ def celery_worker(django_db_setup, django_db_blocker):
     finally:
         _worker_app = None
         stack.close()
+
+
+# --- Channel layer ----------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def own_channel_layer():
+    """Each test gets channel layer instances of its own. channels_redis lets one event loop at a time
+    receive on an instance; a websocket an earlier browser test left open in the session's ASGI
+    server keeps receiving on the shared one in that server's loop, and a test driving a consumer in
+    its own loop (WebsocketCommunicator) then fails with "Two event loops are trying to receive()"."""
+    from channels.layers import channel_layers
+
+    saved = dict(channel_layers.backends)
+    channel_layers.backends.clear()
+    try:
+        yield
+    finally:
+        channel_layers.backends.clear()
+        channel_layers.backends.update(saved)
 
 
 # --- Users and clients ------------------------------------------------------------------------

@@ -76,3 +76,12 @@ def wait_task(client, upid: str) -> dict:
 
     node = parse_upid(upid).node
     return wait_for(lambda: (s := client.task_status(node, upid)).get("status") == "stopped" and s, timeout=60)
+
+
+def gpu_inventory(cluster):
+    """The cluster's GPU inventory read now. The sync queues a refresh on the session's worker; when
+    that one holds the cluster's lock, this read is skipped, so wait for it and read again."""
+    from apps.gpus.services import gpu_inventory_refresh
+
+    return wait_for(lambda: (result := gpu_inventory_refresh(cluster=cluster)) and not result.skipped and result,
+                    timeout=30, interval=0.2)

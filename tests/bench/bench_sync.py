@@ -8,6 +8,12 @@
    dashboards (websocket clients subscribed to cluster-<id> on the real ASGI server), while a
    real Celery worker runs the beat-driven sync (nodes.cluster_sync_due every 2 s, as in settings).
    BENCH_WINDOW (seconds, default 60) sets each window.
+3. The same with high availability configured (issue 13: the sync's Proxmox calls per cycle stay
+   constant with HA enabled): pvesim's demo (its replication job, Ceph), measured once with no HA
+   resource or rule and once with every guest under HA (7 HA guests), each idle and watched (an
+   open dashboard, HA page and guest HA panel). Per window: the sync's calls (its cycles counted by
+   GET /cluster/resources), calls per cycle, and the HA refresh's own calls (beat task
+   ha.ha_refresh_all every HA_REFRESH_INTERVAL, default 60 s), which do not depend on viewers.
 """
 
 from __future__ import annotations
@@ -148,4 +154,111 @@ def test_bench_calls_per_minute_by_viewers(pvesim, operator, client, celery_work
     finally:
         stop_beat.set()
         beat_thread.join(5)
+        pvesim.admin("POST", "/time-scale", scale=20)
+
+
+# The reads a sync cycle makes (apps.nodes.sync); everything else in a window is another task's.
+SYNC_PATHS = {"GET /cluster/resources", "GET /cluster/status", "GET /cluster/ha/status/current"}
+HA_REFRESH_PATHS = ("GET /cluster/ha/rules", "GET /cluster/replication", "GET /nodes/{node}/replication",
+                    "GET /cluster/ceph/status", "GET /nodes/{node}/qemu/{vmid}/config",
+                    "GET /nodes/{node}/lxc/{vmid}/config")
+HA_GUESTS = ["vm:100", "vm:101", "vm:102", "vm:103", "vm:104", "ct:200", "ct:201"]  # every guest but the template
+
+
+def _calls(counters: dict) -> dict[str, int]:
+    return {f"{c['method']} {c['path']}": c["count"] for c in counters["requests"]}
+
+
+@pytest.mark.timeout(3600)
+def test_bench_calls_per_minute_with_ha(pvesim, operator, client, celery_worker, asgi_server):
+    from apps.guests.models import Guest
+    from apps.ha.models import HaResource
+    from apps.ha.tasks import ha_refresh_all
+    from apps.nodes import presence
+    from apps.nodes.tasks import cluster_sync_due
+    from apps.proxmox import ha as pve_ha
+    from tests.fixtures import pve_client
+
+    refresh_every = float(os.environ.get("HA_REFRESH_INTERVAL", "60"))
+    pvesim.reset()
+    pvesim.admin("POST", "/time-scale", scale=1)
+    pve = pve_client(pvesim)
+    cluster = register(pvesim, operator, "ha-bench")
+    time.sleep(3)  # first sync done
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    stop_beat = threading.Event()
+
+    def beat():
+        last_refresh = 0.0
+        while not stop_beat.is_set():
+            cluster_sync_due.delay()
+            if time.monotonic() - last_refresh >= refresh_every:
+                ha_refresh_all.delay()
+                last_refresh = time.monotonic()
+            stop_beat.wait(2.0)
+
+    def configure(ha: bool) -> int:
+        if ha:
+            for sid in HA_GUESTS:
+                pve_ha.resource_add(pve, sid, state="started")
+        else:
+            for rule in pve_ha.rules(pve):
+                pve_ha.rule_delete(pve, rule["rule"])
+            for item in pve_ha.resources(pve):
+                pve_ha.resource_remove(pve, item["sid"])
+        want = len(HA_GUESTS) if ha else 0
+        deadline = time.monotonic() + 120  # the CRM takes them at its rounds; the sync sees them then
+        while time.monotonic() < deadline:
+            settled = {s.state for s in (pve_ha.status(pve).services.values())}
+            if len(pve_ha.resources(pve)) == want and settled <= {"started"} and \
+                    HaResource.objects.filter(cluster=cluster).count() == want:
+                break
+            time.sleep(2)
+        return len(pve_ha.resources(pve))
+
+    beat_thread = threading.Thread(target=beat, daemon=True)
+    beat_thread.start()
+    guest = Guest.objects.get(cluster=cluster, vmid=100)
+    watched_groups = [cluster.live_group, f"ha-{cluster.pk}", f"haguest-{guest.pk}.manage"]
+    print(f"\n[ha] window {WINDOW:.0f}s each (SYNC_INTERVAL_ACTIVE 5 s, IDLE 60 s; HA refresh every "
+          f"{refresh_every:.0f} s)")
+    try:
+        for ha in (False, True):
+            ha_guests = configure(ha)
+            time.sleep(refresh_every + 5)  # a first HA refresh reads what is new (configs of new HA guests)
+            states = sorted(HaResource.objects.filter(cluster=cluster).values_list("state", flat=True))
+            for label, groups in (("idle", []), ("watched", watched_groups)):
+                stop, ready = threading.Event(), threading.Semaphore(0)
+                threads = [threading.Thread(target=_viewer, args=(asgi_server, cookie, group, stop, ready),
+                                            daemon=True) for group in groups]
+                for t in threads:
+                    t.start()
+                for _ in groups:
+                    ready.acquire(timeout=60)
+                time.sleep(1.5)
+                watching = presence.watcher_count(cluster.live_group)
+                pvesim.admin("DELETE", "/counters")
+                time.sleep(WINDOW)
+                calls = _calls(pvesim.counters())
+                stop.set()
+                for t in threads:
+                    t.join(10)
+                scale = 60.0 / WINDOW
+                sync_calls = {k: v for k, v in calls.items() if k in SYNC_PATHS}
+                refresh_calls = {k: v for k, v in calls.items() if k in HA_REFRESH_PATHS}
+                other = {k: v for k, v in calls.items() if k not in SYNC_PATHS and k not in HA_REFRESH_PATHS}
+                cycles = calls.get("GET /cluster/resources", 0)
+                per_cycle = sum(sync_calls.values()) / cycles if cycles else 0.0
+                print(f"[ha] {ha_guests} HA guests {label:>7} (states {','.join(sorted(set(states))) or '-'}; "
+                      f"cluster watchers {watching}): "
+                      f"sync {sum(sync_calls.values()) * scale:5.1f} calls/min in {cycles * scale:4.1f} cycles "
+                      f"({per_cycle:.2f} per cycle) {sync_calls}; HA refresh {sum(refresh_calls.values()) * scale:4.1f}"
+                      f"/min {refresh_calls}; other {other}; total {sum(calls.values()) * scale:5.1f}/min")
+                deadline = time.monotonic() + 45
+                while presence.watcher_count(cluster.live_group) and time.monotonic() < deadline:
+                    time.sleep(1)
+    finally:
+        stop_beat.set()
+        beat_thread.join(5)
+        pve.close()
         pvesim.admin("POST", "/time-scale", scale=20)

@@ -95,6 +95,9 @@ def test_create_vm_from_template_with_the_wizard(operator_page, live_server, inv
     vmid = operation.result["vmid"]
     guest = Guest.objects.get(pk=operation.result["guest"])
     assert guest.name == "web-07" and guest.status == "running"
+    # The finished panel links to the new guest.
+    link = page.locator(f"#operation-{operation.pk}-status a.operation-created")
+    assert link.get_attribute("href") == guest.get_absolute_url() and "web-07" in link.inner_text()
     config = pve.get(f"nodes/{guest.node.name}/qemu/{vmid}/config")
     assert config["ipconfig0"] == "ip=10.20.0.77/24,gw=10.20.0.1" and config["ciuser"] == "deploy"
 

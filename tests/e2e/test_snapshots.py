@@ -17,7 +17,6 @@ def test_take_and_roll_back_a_snapshot_live(operator_page, live_server, sim_clus
     page = operator_page
     ARTIFACTS.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 1360, "height": 900})
-    page.on("dialog", lambda dialog: dialog.accept())  # the rollback confirmation
     vm = Guest.objects.get(cluster=sim_cluster, vmid=101)  # web-02, running
     page.goto(f"{live_server.url}/guests/{vm.pk}/snapshots/")
     tree = page.locator(f"#guest-{vm.pk}-snapshots")
@@ -43,6 +42,7 @@ def test_take_and_roll_back_a_snapshot_live(operator_page, live_server, sim_clus
     pve.put("nodes/pve2/qemu/101/config", cores=8)  # a change after the snapshot, undone by the rollback
     taken = page.get_attribute("#snapshot-operation section.operation-progress", "id")
     row.get_by_role("button", name="Roll back").click()
+    page.locator("#confirm-dialog #confirm-ok").click()  # the page's own question (confirm.js)
     panel = page.locator(f"#snapshot-operation section.operation-progress:not(#{taken})")
     panel.locator(".operation-status[data-status=succeeded]").wait_for(timeout=30_000)
     assert "Queued: Roll back VM 101 (web-02) to before-upgrade" in panel.inner_text()
@@ -67,7 +67,6 @@ def test_settings_form_saves_and_shows_a_conflict(operator_page, live_server, si
     made behind its back gives the conflict banner with Proxmox's message (plus page screenshots)."""
     page = operator_page
     page.set_viewport_size({"width": 1360, "height": 1000})
-    page.on("dialog", lambda dialog: dialog.accept())
     vm = Guest.objects.get(cluster=sim_cluster, vmid=104)
     page.goto(f"{live_server.url}/guests/{vm.pk}/config/")
     page.wait_for_selector("form#guest-config input[name=digest]", state="attached", timeout=30_000)
@@ -97,5 +96,6 @@ def test_settings_form_saves_and_shows_a_conflict(operator_page, live_server, si
     page.goto(f"{live_server.url}/guests/{vm.pk}/clone/")
     page.fill("#delete-form input[name=confirm]", "1")
     page.click("#delete-form button[type=submit]")
+    page.locator("#confirm-dialog #confirm-ok").click()
     page.locator("#delete-form .error").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "clone-page.png"), full_page=True)
