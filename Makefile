@@ -11,29 +11,40 @@ export PORT
 
 venv: $(BIN)/python
 
+# pip's output goes to var/log/install.log; its last lines are shown when it fails.
+INSTALL_LOG := var/log/install.log
+QUIET = >>$(INSTALL_LOG) 2>&1 || { tail -n 30 $(INSTALL_LOG); echo "see $(INSTALL_LOG)"; exit 1; }
+
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	@mkdir -p var/log
+	@echo "creating $(VENV) (log: $(INSTALL_LOG))"
+	@$(PYTHON) -m venv $(VENV) $(QUIET)
+	@$(BIN)/pip install -q --upgrade pip $(QUIET)
 
 # Re-installs only when pyproject.toml changed.
 install: $(STAMP)
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@mkdir -p var/log
+	@echo "installing Python packages into $(VENV) (log: $(INSTALL_LOG))"
+	@$(BIN)/pip install -e '.[dev]' $(QUIET)
+	@touch $(STAMP)
 
-# Embedded PostgreSQL + Redis under var/, for whichever of DATABASE_URL / REDIS_URL is unset.
+# Embedded PostgreSQL + Redis, for whichever of DATABASE_URL / REDIS_URL is unset. Data: var/, or
+# /var/lib/datacenter/<key>/ for PostgreSQL when its account cannot reach var/ (root, 0700 home).
 services: install
-	$(BIN)/python -m datacenter.localservices start
+	@$(BIN)/python -m datacenter.localservices start
+	@$(BIN)/python -m datacenter.localservices where
 
 services-stop:
-	$(BIN)/python -m datacenter.localservices stop
+	@$(BIN)/python -m datacenter.localservices stop
 
 migrate: services
 	$(BIN)/python manage.py migrate --noinput
 
-demo: migrate
-	$(BIN)/python -m datacenter.demo
+# Starts (and on Ctrl-C stops) the embedded services itself; output goes to var/log/.
+demo: install
+	@$(BIN)/python -m datacenter.demo
 
 # Browser tests drive Debian's chromium: install it when missing (as root on Debian), as CI does.
 browser:
@@ -42,8 +53,9 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
+# The slowest tests are listed at the end, so a creeping suite is noticed.
 test: services browser
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 bench: services
 	$(BIN)/pytest tests/bench -s -o norecursedirs= -o "python_files=bench_*.py test_*.py"
@@ -51,5 +63,6 @@ bench: services
 e2e: services browser
 	$(BIN)/pytest tests/e2e
 
-clean: services-stop
+clean:
+	-$(BIN)/python -m datacenter.localservices forget
 	rm -rf var staticfiles

