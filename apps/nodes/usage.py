@@ -161,12 +161,15 @@ def refresh_usage(cluster_id: int) -> dict | None:
     """One usage refresh of a cluster: one /cluster/metrics/export call for its watched objects,
     merged into their cached windows and pushed. Returns a summary (None: nothing to do). Never
     raises for Proxmox: a failed call is logged and retried at the next interval."""
-    presence.clear_queued("usage", cluster_id)
-    cluster = Cluster.objects.filter(pk=cluster_id).first()
-    if cluster is None:
-        return None
-    with presence.locked("usage", cluster_id, timeout=USAGE_INTERVAL) as held:
-        return _refresh(cluster) if held else None  # held: another worker does this very refresh
+    try:
+        cluster = Cluster.objects.filter(pk=cluster_id).first()
+        if cluster is None:
+            return None
+        with presence.locked("usage", cluster_id, timeout=USAGE_INTERVAL) as held:
+            return _refresh(cluster) if held else None  # held: another worker does this very refresh
+    finally:
+        # cleared once the state is saved: a beat tick while this runs does not queue it again
+        presence.clear_queued("usage", cluster_id)
 
 
 def _refresh(cluster: Cluster) -> dict | None:
