@@ -43,9 +43,25 @@ def watch(groups: list[str], channel: str, present: bool = True) -> None:
         if present:
             pipe.zadd(key("watch", group), {channel: expires})
             pipe.expire(key("watch", group), WATCH_TTL * 2)
+            pipe.zadd(key("watched"), {group: expires})  # the index watched_groups reads
         else:
             pipe.zrem(key("watch", group), channel)
+    if present:
+        pipe.expire(key("watched"), WATCH_TTL * 2)
     pipe.execute()
+
+
+def watched_groups(*prefixes: str) -> list[str]:
+    """Groups someone may be watching, of these prefixes (`guest-`, `node-`...), from one index of
+    every watched group: a beat task finds the open guest pages among 10,000 guests without a
+    query or a Redis call per guest. A group stays listed until its last watcher's expiry, so
+    callers confirm with watcher_counts."""
+    now = time.time()
+    pipe = client().pipeline(transaction=False)
+    pipe.zremrangebyscore(key("watched"), "-inf", now)
+    pipe.zrange(key("watched"), 0, -1)
+    members = [m.decode() for m in pipe.execute()[1]]
+    return [m for m in members if m.startswith(prefixes)] if prefixes else members
 
 
 def watch_tenants(groups: list[str], channel: str, present: bool = True) -> None:

@@ -77,19 +77,27 @@ def export_serves(cluster_id: int, version: str | None) -> bool:
 
 
 def watched_objects(cluster_ids: list[int]) -> dict[int, list[Watched]]:
-    """Watched node and guest pages per cluster (guests whose node is unknown are left out)."""
+    """Watched node and guest pages per cluster (guests whose node is unknown are left out). Reads
+    only the pages open now (presence.watched_groups), never every guest of every cluster."""
     Guest = apps.get_model("guests", "Guest")  # nodes does not import the apps above it
-    nodes = list(Node.objects.filter(cluster_id__in=cluster_ids).values_list("pk", "cluster_id", "name", "pve_version"))
-    guests = list(Guest.objects.filter(cluster_id__in=cluster_ids, node__isnull=False).values_list(
-        "pk", "cluster_id", "type", "vmid", "node__name", "node__pve_version"))
-    counts = presence.watcher_counts([f"node-{n[0]}" for n in nodes] + [f"guest-{g[0]}" for g in guests])
+    open_groups = presence.watched_groups("node-", "guest-")
+    if not open_groups or not cluster_ids:
+        return {}
+    counts = presence.watcher_counts(open_groups)
+
+    def pks(prefix: str) -> list[int]:
+        return [int(g[len(prefix):]) for g in open_groups if g.startswith(prefix) and g[len(prefix):].isdigit()
+                and counts.get(g)]
+
+    nodes = Node.objects.filter(pk__in=pks("node-"), cluster_id__in=cluster_ids).values_list(
+        "pk", "cluster_id", "name", "pve_version")
+    guests = Guest.objects.filter(pk__in=pks("guest-"), cluster_id__in=cluster_ids, node__isnull=False).values_list(
+        "pk", "cluster_id", "type", "vmid", "node__name", "node__pve_version")
     out: dict[int, list[Watched]] = {}
     for pk, cluster_id, name, version in nodes:
-        if counts.get(f"node-{pk}"):
-            out.setdefault(cluster_id, []).append(Watched("node", pk, f"node/{name}", name, version))
+        out.setdefault(cluster_id, []).append(Watched("node", pk, f"node/{name}", name, version))
     for pk, cluster_id, kind, vmid, node, version in guests:
-        if counts.get(f"guest-{pk}"):
-            out.setdefault(cluster_id, []).append(Watched("guest", pk, f"{kind}/{vmid}", node, version))
+        out.setdefault(cluster_id, []).append(Watched("guest", pk, f"{kind}/{vmid}", node, version))
     return out
 
 

@@ -173,3 +173,18 @@ def test_a_page_opened_later_gets_its_half_hour_in_the_next_call(cluster, sim, p
         assert calls(sim) == {EXPORT: 2}
     finally:
         presence.watch([f"guest-{later.pk}"], CHANNEL, present=False)
+
+
+def test_finding_the_open_pages_reads_only_them(cluster, sim, pages, django_assert_num_queries):
+    """Beat looks every 2 s: it reads the open pages from presence's index, two queries whatever the
+    number of guests, each limited to the open pages' rows, never every guest of every cluster."""
+    node, vm, ct = pages
+    with django_assert_num_queries(2) as captured:
+        found = usage.watched_objects([cluster.pk])
+    for table in ("nodes_node", "guests_guest"):
+        sql = next(q["sql"] for q in captured.captured_queries if f'FROM "{table}"' in q["sql"])
+        assert f'"{table}"."id" IN' in sql, sql
+    assert {(w.kind, w.pk, w.pid) for w in found[cluster.pk]} == {
+        ("node", node.pk, "node/pve1"), ("guest", vm.pk, "qemu/101"), ("guest", ct.pk, "lxc/200")}
+    presence.watch([f"guest-{vm.pk}"], CHANNEL, present=False)  # that page closed
+    assert ("guest", vm.pk) not in {(w.kind, w.pk) for w in usage.watched_objects([cluster.pk])[cluster.pk]}
