@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export PORT
 
-.PHONY: venv install services services-stop migrate demo test bench e2e clean browser
+.PHONY: venv install services services-stop migrate demo test bench soak e2e clean browser
 
 venv: $(BIN)/python
 
@@ -57,8 +57,14 @@ browser:
 test: services browser
 	$(BIN)/pytest --durations=15
 
+BENCH_PYTEST = $(BIN)/pytest -s -o norecursedirs= -o "python_files=bench_*.py test_*.py"
+
+# Every benchmark but the memory soak, which runs an hour: `make soak`.
 bench: services
-	$(BIN)/pytest tests/bench -s -o norecursedirs= -o "python_files=bench_*.py test_*.py"
+	$(BENCH_PYTEST) tests/bench --ignore=tests/bench/bench_soak.py
+
+soak: services
+	$(BENCH_PYTEST) tests/bench/bench_soak.py
 
 e2e: services browser
 	$(BIN)/pytest tests/e2e
