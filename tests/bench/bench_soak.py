@@ -2,7 +2,7 @@
 assertions on time or size.
 
     BENCH_SOAK_SECONDS=3600 .venv/bin/pytest tests/bench/bench_soak.py -s -o norecursedirs= \
-        -o "python_files=bench_*.py"                                        (or `make bench`)
+        -o "python_files=bench_*.py"                                        (or `make soak`)
 
 The processes `make demo` runs, as bench_clusters.py starts them (one web process, the operations
 worker, the sync worker, beat; this test's PostgreSQL, a private redis-server), with

@@ -99,3 +99,26 @@ def test_demo_setup_says_what_happened_when_the_lock_stays_held(sim, tmp_path, s
         lock.release()
     assert "still holds the sync lock after 1s" in str(excinfo.value)
     assert "the cluster is registered" in str(excinfo.value)
+
+
+def test_demo_setup_opens_the_ips_channel_with_pinned_host_keys(sim, tmp_path, settings, capsys):
+    """IPS works on first run: the channel's key is accepted by every node, whose host key is pinned
+    from pvesim's own, and a guest's IPS state is read over SSH."""
+    from apps.firewall import ips
+    from apps.firewall.models import NodeHost
+    from apps.proxmox import nodefs
+
+    settings.VAR_DIR = tmp_path
+    ready = _ready(sim, tmp_path)
+    call_command("demo_setup", "--pvesim", str(ready))
+    call_command("demo_setup", "--pvesim", str(ready))  # idempotent: the same channel, re-pinned
+    assert "IPS: SSH channel to 3 nodes, host keys pinned" in capsys.readouterr().out
+    cluster = Cluster.objects.get()
+    channel = ips.channel_of(cluster)
+    assert not channel.trust_on_first_use
+    hosts = {h.node: h for h in NodeHost.objects.filter(channel=channel)}
+    assert {node: (h.port, h.host_key) for node, h in hosts.items()} == {
+        node: (listener["port"], nodefs.normalize_host_key(listener["host_key"])) for node, listener in sim.ssh.items()}
+    operator = get_user_model().objects.get(username="operator")
+    state = ips.ips_read(user=operator, guest=Guest.objects.get(cluster=cluster, vmid=100))
+    assert state.available and not state.error, state

@@ -1,5 +1,6 @@
 """`manage.py demo_setup --pvesim var/pvesim.json`: the demo cluster (with the simulator's root@pam
-credential, for containers sharing a GPU), an operator, the demo tenants, the demo GPU profiles.
+credential, for containers sharing a GPU), an operator, the demo tenants, the demo GPU profiles, the
+SSH channel for intrusion prevention (firewall's demo_ips).
 
 Idempotent: re-running updates the cluster's URL, token and pinned fingerprint (pvesim makes new
 ones at each start), keeps existing accounts and their passwords (kept in var/demo_credentials.json).
@@ -53,6 +54,10 @@ class Command(BaseCommand):
 
         result = self._first_sync(cluster, options["wait"])
         call_command("demo_gpus", "--cluster", cluster.name, stdout=self.stdout)  # after the inventory exists
+        try:  # the firewall app's part; the demo runs without IPS rather than not at all
+            call_command("demo_ips", "--cluster", cluster.name, "--pvesim", str(path), stdout=self.stdout)
+        except CommandError as exc:
+            self.stdout.write(f"IPS not set up: {exc}")
         cluster.refresh_from_db()
         self.stdout.write(f"cluster '{cluster.name}' at {cluster.api_url}: {cluster.nodes.count()} nodes, "
                           f"quorate={cluster.quorate}, {sum(result.calls.values())} Proxmox calls, "
