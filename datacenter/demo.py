@@ -237,7 +237,10 @@ def main() -> int:
         children.start("beat", [PY, "-m", "celery", "-A", "datacenter", "beat", "-l", "info",
                                 "-s", str(VAR_DIR / "celerybeat-schedule")])
         web = children.start("web", [PY, "-m", "uvicorn", "datacenter.asgi:application", "--host", "127.0.0.1",
-                                     "--port", port, "--no-access-log"])
+                                     "--port", port, "--no-access-log",
+                                     # one fragment to many sockets: compressing it once per socket costs
+                                     # more CPU and memory than it saves on the wire (README design notes)
+                                     "--ws-per-message-deflate", "false"])
         wait_port(web, int(port))
         print(summary(port, places), flush=True)
         while True:

@@ -298,7 +298,7 @@ def asgi_server():
 
     port = free_port()
     config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="off", ws="websockets-sansio")
+                            lifespan="off", ws="websockets-sansio", ws_per_message_deflate=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="asgi-server", daemon=True)
     thread.start()
