@@ -69,7 +69,9 @@ def test_vm_console_draws_the_framebuffer_and_takes_keys(operator_page, live_ser
     errors = watch(page)
     ARTIFACTS.mkdir(exist_ok=True)
     vm = guest(sim_cluster, 100)
-    page.goto(f"{live_server.url}/guests/{vm.pk}/")
+    # Settled first: a tab click while the overview tab still loads aborts that load (as it should),
+    # which `watch` would count as a failed request.
+    page.goto(f"{live_server.url}/guests/{vm.pk}/", wait_until="networkidle")
     page.click("nav.tabs >> text=Console")
     page.wait_for_selector("#console-status[data-state=connected]")
     wait_screen(page, "")  # non-blank, and exactly the name and state pvesim drew

@@ -166,7 +166,8 @@ class Topology:
     def start_web(self) -> Proc:
         port = free_port()
         web = self._start(f"web{len(self.webs) + 1}", ["-m", "uvicorn", "datacenter.asgi:application",
-                                                      "--host", "127.0.0.1", "--port", str(port), "--no-access-log"])
+                                                      "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+                                                      "--ws-per-message-deflate", "false"])
         self.webs.append(web)
         self.web_ports.append(port)
         return web
@@ -466,8 +467,9 @@ def test_a_worker_killed_in_the_middle_of_a_sync_loses_nothing(pve, pvesim, oper
         topology.app.control.cancel_consumer(DEFAULT_QUEUE, destination=[worker.node], reply=True, timeout=10)
     ops = [power(topology, 0, Guest.objects.get(cluster=a, vmid=vmid), "stop", token) for vmid in (102, 103)]
     assert topology.kv.llen(DEFAULT_QUEUE) == 2
-    # Cycles of 6 s or more, so that one is caught in the middle of its read.
-    pvesim.admin("POST", "/faults/latency", seconds=6.0, path=RESOURCES)
+    # Cycles of 9 s or more (the call timeout is 10 s), so that one is caught in the middle of its
+    # read: finding it takes two inspect round trips, which a loaded machine stretches to seconds.
+    pvesim.admin("POST", "/faults/latency", seconds=9.0, path=RESOURCES)
     try:
         def holding():
             """(worker, task) of a sync found running twice half a second apart: the lock holder (a
