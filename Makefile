@@ -53,9 +53,12 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
-# The slowest tests are listed at the end, so a creeping suite is noticed.
+# Tests run in TEST_WORKERS processes (pytest-xdist; one more than the cores, as most tests wait on
+# pvesim, workers or a browser); each has its own database, queues and prefixes. TEST_WORKERS=0 runs
+# them in this process. The slowest tests are listed at the end, so a creeping suite is noticed.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: services browser
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -n $(TEST_WORKERS) --durations=15
 
 BENCH_PYTEST = $(BIN)/pytest -s -o norecursedirs= -o "python_files=bench_*.py test_*.py"
 
