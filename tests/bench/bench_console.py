@@ -56,7 +56,7 @@ def start_portal() -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "DATABASE_URL": url, "ALLOWED_HOSTS": "127.0.0.1,localhost"}
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "datacenter.asgi:application", "--host", "127.0.0.1",
                              "--port", str(port), "--log-level", "warning", "--ws", "websockets-sansio",
-                             "--ws-per-message-deflate", "false"]  # as make demo serves,
+                             "--ws-per-message-deflate", "false"],  # as make demo serves
                             cwd=str(ROOT), env=env)
     deadline = time.monotonic() + 60
     while True:

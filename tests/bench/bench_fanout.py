@@ -101,7 +101,8 @@ def test_bench_fanout(sim_cluster, django_user_model, settings):  # noqa: F811
             proc.wait(15)
 
     expected = SUBSCRIBERS * PUSHES
-    print(f"\n== live fan-out: {SUBSCRIBERS} subscribers to {group}, {PUSHES} pushes ==")
+    print(f"\n== live fan-out: {SUBSCRIBERS} subscribers to {group}, {PUSHES} pushes "
+          f"(load average {os.getloadavg()[0]:.1f}) ==")
     print(f"{subscribed} subscribed (from {len(clients)} client processes) in {connected:.1f} s")
     print(f"delivered {len(delays)} of {expected} messages")
     if delays:
