@@ -36,6 +36,9 @@ def kill_while(private_queue, pvesim, worker, op_id: str, message: str) -> None:
     try:
         wait_for(lambda: Operation.objects.get(pk=op_id).events.filter(message__startswith=message).exists(),
                  timeout=60)
+        # The event is saved just before the request leaves; on a loaded machine the kill could
+        # otherwise come first. pvesim counts a request when it arrives, before the latency.
+        wait_for(lambda: config_writes(pvesim) >= 1, timeout=30, interval=0.05)
         worker.kill()
     finally:
         pvesim.admin("POST", "/faults/clear")
