@@ -106,7 +106,7 @@ def test_bench_memory_soak(operator):
         seconds = time.monotonic() - started
         cycles = sum(topo.cycles(c.pk) for c in clusters) - cycles_before
         calls = sum(s.counters()["total"] for s in sims)
-        dead = [p.name for p in topo.procs if not p.alive()]
+        dead = [p.name for p in topo.procs if not p.alive]
         print(f"[soak] {seconds:.0f} s: {cycles} sync cycles, {calls} Proxmox calls "
               f"({calls * 60.0 / seconds / len(clusters):.1f} a minute per cluster), {renames} renames, "
               f"{pushes} pushes received; processes that died: {dead or 'none'}")
